@@ -1,0 +1,3 @@
+from avo_bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""Registry of inference methods.
+
+Every method module registers its ``fit`` function with :func:`register`; the runner, the CLI
+and the tests read :data:`METHODS` and never list method names themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from simulators import Simulator
+
+from ._base import BudgetExceeded, CountingSimulator, Method, NotApplicable, Result
+
+__all__ = [
+    "METHODS",
+    "BudgetExceeded",
+    "CountingSimulator",
+    "Method",
+    "NotApplicable",
+    "Result",
+    "get_method",
+    "register",
+]
+
+METHODS: dict[str, Method] = {}
+
+
+def register(
+    name: str,
+    *,
+    config: type,
+    applicable: Callable[[Simulator], str | None] | None = None,
+    requires: str | None = None,
+    install_hint: str = "",
+    description: str = "",
+) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
+    """Decorator registering a method's ``fit`` function under ``name``."""
+
+    def decorator(fit: Callable[..., Result]) -> Callable[..., Result]:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is already registered; names: {sorted(METHODS)}")
+        METHODS[name] = Method(
+            name=name,
+            fit=fit,
+            config=config,
+            applicable=applicable or (lambda simulator: None),
+            requires=requires,
+            install_hint=install_hint,
+            description=description or (fit.__doc__ or "").strip().split("\n")[0],
+        )
+        return fit
+
+    return decorator
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name``; ``ValueError`` listing the registry if unknown."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+# Importing the modules registers the methods.

@@ -1,0 +1,85 @@
+"""Registry of benchmark simulators.
+
+Each simulator lives in its own module and registers itself with :func:`register`;
+:func:`get_simulator` builds one by name with validated keyword options::
+
+    >>> from simulators import get_simulator
+    >>> sim = get_simulator("gaussian", dim=3)
+    >>> x = sim.simulate(sim.prior.sample((5,)))   # shape (5, 3)
+
+This package does not depend on ``avo_bench``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from ._base import BoxUniform, DiagNormal, Simulator
+
+__all__ = [
+    "SIMULATORS",
+    "BoxUniform",
+    "DiagNormal",
+    "Simulator",
+    "get_simulator",
+    "register",
+    "simulator_options",
+]
+
+SIMULATORS: dict[str, type[Simulator]] = {}
+
+
+def register(name: str) -> Callable[[type[Simulator]], type[Simulator]]:
+    """Class decorator adding a :class:`Simulator` subclass to :data:`SIMULATORS`."""
+
+    def decorator(cls: type[Simulator]) -> type[Simulator]:
+        if name in SIMULATORS:
+            raise ValueError(
+                f"simulator {name!r} is already registered; names: {sorted(SIMULATORS)}"
+            )
+        if cls.kind not in ("point", "population"):
+            raise ValueError(f"simulator {name!r}: kind must be 'point' or 'population'")
+        cls.name = name
+        SIMULATORS[name] = cls
+        return cls
+
+    return decorator
+
+
+def simulator_options(name: str) -> dict[str, object]:
+    """The keyword options of simulator ``name`` with their defaults."""
+    cls = _lookup(name)
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def get_simulator(name: str, **options: object) -> Simulator:
+    """Builds the simulator ``name`` with the given options.
+
+    Raises:
+        ValueError: For an unknown name or option (the message lists the valid choices), or an
+            option value out of range.
+    """
+    valid = simulator_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"simulator {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"valid options: {', '.join(valid) or 'none'}"
+        )
+    simulator = SIMULATORS[name](**options)
+    simulator._options = {**valid, **options}
+    return simulator
+
+
+def _lookup(name: str) -> type[Simulator]:
+    if name not in SIMULATORS:
+        raise ValueError(
+            f"unknown simulator {name!r}; choose from: {', '.join(sorted(SIMULATORS))}"
+        )
+    return SIMULATORS[name]
+
+
+# Importing the modules registers the simulators.
+from . import gaussian, rosenbrock  # noqa: E402, F401

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="device for device-parametrized tests")
+
+
+def pytest_configure(config):
+    # Tests run on 2 shared cores: one intra-op thread keeps timings irrelevant and avoids stalls.
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def device(request):
+    name = request.config.getoption("--device")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    return torch.device(name)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    # Tests must not depend on global RNG state; library code takes explicit generators.
+    torch.manual_seed(0)
