@@ -32,7 +32,7 @@ def test_posterior_is_calibrated():
     assert kstest(u.flatten().numpy(), "uniform").pvalue > 1e-3
     post = sim.posterior(x[0])
     assert torch.allclose(post.loc, mean[0]) and torch.allclose(
-        post.scale, torch.tensor(precision) ** -0.5
+        post.scale, torch.tensor(precision, dtype=torch.float64) ** -0.5
     )
 
 
