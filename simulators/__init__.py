@@ -12,7 +12,9 @@ This package does not depend on ``avo_bench``.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 
 from ._base import BoxUniform, DiagNormal, Simulator
@@ -81,5 +83,11 @@ def _lookup(name: str) -> type[Simulator]:
     return SIMULATORS[name]
 
 
-# Importing the modules registers the simulators.
-from . import gaussian, rosenbrock  # noqa: E402, F401
+def _import_modules() -> None:
+    # Every public module of this package is a simulator; importing it registers it.
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_modules()

@@ -215,6 +215,20 @@ class Simulator:
     def _simulate(self, theta: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    def summarize(self, x: Tensor) -> Tensor:
+        """Fixed-size summary of iid observed sets, for methods that condition on a whole set.
+
+        Arguments:
+            x: Sets of observations, shape ``(..., m, *x_shape)`` (``m >= 2``).
+
+        Returns:
+            Summaries of shape ``(..., k)``. The default is the mean and standard deviation of
+            every feature over the set; simulators override it with better (e.g. sufficient)
+            statistics and document them.
+        """
+        flat = x.flatten(start_dim=x.ndim - len(self.x_shape))
+        return torch.cat([flat.mean(dim=-2), flat.std(dim=-2)], dim=-1)
+
     # validation ---------------------------------------------------------------------------
 
     def check_count(self, n: int | None) -> int:

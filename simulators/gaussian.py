@@ -88,6 +88,10 @@ class Gaussian(Simulator):
         )
         return theta + math.sqrt(self.noise_var) * noise
 
+    def summarize(self, x: Tensor) -> Tensor:
+        """The set mean, ``(..., m, d) -> (..., d)``: a sufficient statistic for ``theta``."""
+        return x.mean(dim=-2)
+
     def posterior(self, x_obs: Tensor) -> DiagNormal:
         """The exact posterior :math:`p(\\theta \\mid x_{1..n})` for an observed set ``(n, d)``."""
         x = torch.as_tensor(x_obs, dtype=torch.float64).cpu()

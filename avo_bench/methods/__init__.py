@@ -6,6 +6,8 @@ and the tests read :data:`METHODS` and never list method names themselves.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 
 from simulators import Simulator
@@ -61,4 +63,11 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-# Importing the modules registers the methods.
+def _import_modules() -> None:
+    # Every public module of this package is a method; importing it registers it.
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_modules()
