@@ -25,7 +25,9 @@ its :math:`c`.
 
 Sampling is exact and vectorized. With :math:`c' = \mathrm{clip}(c, -2, 2)`, :math:`|x|` is drawn
 from :math:`\propto 1 + y^2` on :math:`[0, 1]` by inverting its CDF, the cubic
-:math:`y^3 + 3y = 4u` whose real root is :math:`y = 2\sinh(\operatorname{asinh}(2u)/3)`, and its sign
+:math:`y^3 + 3y = 4u` whose real root is :math:`y = A - 1/A`,
+:math:`A = (2u + \sqrt{4u^2 + 1})^{1/3}` (Cardano; evaluated as :math:`4u / (y^2 + 3)` to keep
+full relative precision near 0), and its sign
 is :math:`+` with probability :math:`(1 + y^2 + c'y) / (2(1 + y^2))`; this is exactly
 :math:`\frac38(1 + x^2 + c'x)`. Rows with :math:`|c| > 2` accept that proposal with probability
 :math:`\max(0, 1 + x^2 + cx) / (M (1 + x^2 + c'x))`, :math:`M = 1 + (|c| - 2)/4` (a bound since
@@ -104,23 +106,36 @@ def cross_section_density(x: Tensor, c: Tensor) -> Tensor:
     return torch.where(x.abs() <= 1, value, torch.zeros_like(value))
 
 
+def _abs_cos(u: Tensor) -> Tensor:
+    """Inverse CDF of ``|x|`` under ``(1 + y^2) 3/4`` on ``[0, 1]``: the root of ``y^3 + 3y = 4u``."""
+    a = (2.0 * u + torch.sqrt(4.0 * u * u + 1.0)).pow(1.0 / 3.0)
+    y = a - 1.0 / a  # Cardano's formula: the product of its two cube roots is -1
+    return 4.0 * u / (y * y + 3.0)  # the same root, without the cancellation of a - 1/a near 0
+
+
 def _propose(c: Tensor, generator: torch.Generator | None) -> Tensor:
     """Exact draws from ``3/8 (1 + x^2 + c' x)``, ``c' = clip(c, -2, 2)``, no rejection."""
     u, v = torch.rand(2, *c.shape, generator=generator, device=c.device, dtype=c.dtype)
-    y = 2.0 * torch.sinh(torch.asinh(2.0 * u) / 3.0)  # root of y^3 + 3y = 4u (Cardano)
-    plus = (1.0 + y**2 + c.clamp(-2.0, 2.0) * y) / (2.0 * (1.0 + y**2))
+    y = _abs_cos(u)
+    plus = (1.0 + y * y + c.clamp(-2.0, 2.0) * y) / (2.0 * (1.0 + y * y))
     return torch.where(v < plus, y, -y)
 
 
 def _accept_clipped(x: Tensor, c: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Rejection step turning proposals at ``clip(c, -2, 2)`` into draws of the clipped density."""
-    wide = c.abs() > 2.0
-    if not bool(wide.any()):
-        return torch.ones_like(x, dtype=torch.bool)
+    """Rejection step turning proposals at ``clip(c, -2, 2)`` into draws of the clipped density.
+
+    Only rows with ``|c| > 2`` draw a uniform; the others always accept (their bound is 1).
+    """
+    keep = torch.ones_like(x, dtype=torch.bool)
+    wide = (c.abs() > 2.0).nonzero()[:, 0]
+    if wide.numel() == 0:
+        return keep
+    x, c = x[wide], c[wide]
     w = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    bound = 1.0 + (c.abs() - 2.0).clamp(min=0.0) / 4.0
-    proposal = 1.0 + x**2 + c.clamp(-2.0, 2.0) * x
-    return ~wide | (w * bound * proposal <= (1.0 + x**2 + c * x).clamp(min=0.0))
+    bound = 1.0 + (c.abs() - 2.0) / 4.0
+    proposal = 1.0 + x * x + c.clamp(-2.0, 2.0) * x
+    keep[wide] = w * bound * proposal <= (1.0 + x * x + c * x).clamp(min=0.0)
+    return keep
 
 
 @register("weinberg")
@@ -179,9 +194,9 @@ class Weinberg(Simulator):
 
     def _simulate(self, theta: Tensor, generator: torch.Generator | None) -> Tensor:
         c = asymmetry(theta)
-        x = torch.empty_like(c)
-        pending = torch.arange(c.numel(), device=c.device)
-        while pending.numel() > 0:  # rounds over the whole pending batch, not per event
+        x, keep = self._draw(c, generator)
+        pending = (~keep).nonzero()[:, 0]
+        while pending.numel() > 0:  # redraw the rejected rows, all of them at once per round
             draw, keep = self._draw(c[pending], generator)
             x[pending[keep]] = draw[keep]
             pending = pending[~keep]

@@ -10,7 +10,7 @@ from numpy.polynomial.legendre import leggauss
 from scipy import integrate, special, stats
 
 from simulators import get_simulator
-from simulators.weinberg import asymmetry
+from simulators.weinberg import _abs_cos, asymmetry
 
 # (E_beam, G_f) covering c = -1.05 (theta*), 0, ~0.02, 1.28, 2.09 and +-2.41 (clipped density)
 THETAS = [
@@ -80,6 +80,23 @@ def test_asymmetry_matches_paper_formula():
     np.testing.assert_allclose(asymmetry(theta).numpy(), expected, rtol=1e-14)
     assert expected[0] == pytest.approx(-1.0490093, abs=1e-7) and expected[1] == 0.0
     assert expected[2] == pytest.approx(2.4133644, abs=1e-7)  # the prior box exceeds |c| = 2
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 4e-7), (torch.float64, 2e-15)])
+def test_inverse_cdf_of_abs_cos_is_the_cubic_root(dtype, tol):
+    # |x| has CDF (y + y^3/3) / (4/3); its inverse at u is the real root of y^3 + 3y = 4u, which
+    # is also 2 sinh(asinh(2u) / 3) (the hyperbolic form of Cardano's formula).
+    u = torch.cat(
+        [
+            torch.rand(10_000, generator=gen(0), dtype=torch.float64),
+            torch.tensor([0.0, 1e-300, 1e-12, 1e-6, 0.5, 1.0], dtype=torch.float64),
+        ]
+    )
+    u = u.to(dtype)
+    y = _abs_cos(u).double()
+    expected = 2 * torch.sinh(torch.asinh(2 * u.double()) / 3)
+    assert torch.allclose(y, expected, rtol=tol, atol=0)
+    assert float(_abs_cos(torch.tensor(1.0, dtype=dtype))) == pytest.approx(1.0, abs=tol)
 
 
 @pytest.mark.parametrize("theta", THETAS)
