@@ -1,17 +1,22 @@
 """Command line: ``python -m avo_bench <command>``.
 
 The CLI only parses arguments, builds configs and calls the library. Unknown commands or
-options exit with status 2 and a usage message (argparse's convention).
+options, and invalid names or values, exit with status 2 and a message naming the valid
+choices (argparse's convention).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from simulators import SIMULATORS, simulator_options
 
 __all__ = ["main"]
+
+RUN_KEYS = ("simulators", "methods", "seeds", "budgets", "preset", "device", "out", "jobs",
+            "executor", "scheduler", "threads", "quiet", "retry_errors", "report")  # fmt: skip
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -34,6 +39,165 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _literal(text: str) -> object:
+    """A TOML literal (``5``, ``0.1``, ``true``, ``[1, 2]``, ``"s"``), else the raw string."""
+    from avo_bench.config import toml
+
+    tomllib = toml()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _assignments(items: Sequence[str], flag: str) -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        key, eq, value = rest.partition("=")
+        if not (dot and eq and name and key):
+            raise ValueError(f"{flag} expects NAME.KEY=VALUE, got {item!r}")
+        table.setdefault(name, {})[key.strip()] = _literal(value.strip())
+    return table
+
+
+def _tokens(values: Sequence[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [t for v in values for t in v.replace(",", " ").split()]
+
+
+def _integer(token: str, what: str) -> int:
+    try:
+        return int(token.replace("_", ""))
+    except ValueError:
+        pass
+    try:
+        value = float(token)
+    except ValueError:
+        value = None
+    if value is None or not value.is_integer():
+        raise ValueError(f"bad {what} {token!r}: expected an integer")
+    return int(value)
+
+
+def _seeds(tokens: list[str]) -> int | list[int]:
+    if len(tokens) == 1:
+        return _integer(tokens[0], "seed count")
+    return [_integer(t, "seed") for t in tokens]
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    from avo_bench.config import load_toml
+
+    data = load_toml(args.config) if args.config else {}
+    options = dict(data.get("run", {}))
+    unknown = sorted(set(options) - set(RUN_KEYS))
+    if unknown:
+        raise ValueError(f"config [run]: unknown key(s) {unknown}; valid keys: {list(RUN_KEYS)}")
+    cli = {
+        "simulators": _tokens(args.simulators),
+        "methods": _tokens(args.methods),
+        "seeds": _seeds(_tokens(args.seeds)) if args.seeds else None,
+        "budgets": [_integer(t, "budget") for t in _tokens(args.budgets)]
+        if args.budgets
+        else None,
+        **{
+            k: getattr(args, k)
+            for k in ("preset", "device", "out", "jobs", "executor", "scheduler", "threads")
+        },
+        "quiet": True if args.quiet else None,
+        "retry_errors": True if args.retry_errors else None,
+        "report": False if args.no_report else None,
+    }
+    options.update({k: v for k, v in cli.items() if v is not None})
+    methods = {k: dict(v) for k, v in data.get("methods", {}).items()}
+    for name, values in _assignments(args.set, "--set").items():
+        methods.setdefault(name, {}).update(values)
+    sims = {k: dict(v) for k, v in data.get("simulators", {}).items()}
+    for name, values in _assignments(args.option, "--option").items():
+        sims.setdefault(name, {}).update(values)
+    return {**options, "method_options": methods, "simulator_options": sims}
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from avo_bench.runner import run
+
+    options = _run_options(args)
+    options.setdefault("quiet", False)
+    if options.get("threads"):  # this process runs the cells of the in-process executor
+        torch.set_num_threads(options["threads"])
+    rows = run(**options)
+    cells = rows.drop_duplicates(["simulator", "method", "seed", "budget"])
+    counts = ", ".join(f"{v} {k}" for k, v in cells.status.value_counts().items())
+    out = options.get("out") or f"results/{options.get('preset', 'quick')}"
+    print(f"{len(cells)} cells ({counts}); results in {out}/results.csv")
+    if options.get("report", True):
+        print(f"report: {out}/report.md")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from avo_bench.report import write_report
+
+    print(write_report(args.dir))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from avo_bench.results import compare
+
+    table = compare(args.dir_a, args.dir_b)
+    rel = table["rel_diff"].abs().fillna(float("inf"))
+    significant = (table["change"] != "same") & (
+        (table["change"] != "changed") | (rel > args.rtol)
+    )
+    changed = table[significant]
+    print(f"{len(table)} rows compared: {len(changed)} differ (rtol={args.rtol:g})")
+    if not changed.empty:
+        print(changed.to_string(index=False, max_rows=200))
+    return 1 if len(changed) else 0
+
+
+def _run_parser(commands) -> None:
+    from avo_bench.config import PRESETS
+    from avo_bench.executors import EXECUTORS
+
+    presets = "; ".join(f"{k}: {p.description}" for k, p in PRESETS.items())
+    p = commands.add_parser(
+        "run", help="run the benchmark grid (default: every simulator × method)",
+        description="Run simulators × methods × seeds × budgets; write tidy rows to "
+        "OUT/results.csv as cells finish, then a report. Re-running resumes.",
+    )  # fmt: skip
+    p.add_argument("--config", metavar="FILE", help="TOML file: [run] keys as these flags "
+                   "(underscored), [methods.NAME] config keys, [simulators.NAME] options; "
+                   "flags override it")  # fmt: skip
+    p.add_argument("--simulators", nargs="+", metavar="NAME", help="simulators (default all)")
+    p.add_argument("--methods", nargs="+", metavar="NAME", help="methods (default all)")
+    p.add_argument("--seeds", nargs="+", metavar="N", help="a count (3 = seeds 0,1,2) or a "
+                   "list (0,5,7); default 1")  # fmt: skip
+    p.add_argument("--budgets", nargs="+", metavar="B", help="simulation budgets "
+                   "(e.g. 1000,10000); default: the preset's")  # fmt: skip
+    p.add_argument("--preset", choices=list(PRESETS), help=f"default quick. {presets}")
+    p.add_argument("--device", help="cpu (default) or cuda[:N]")
+    p.add_argument("--out", metavar="DIR", help="run directory (default results/PRESET)")
+    p.add_argument("--jobs", type=int, metavar="N", help="parallel workers (default 1)")
+    p.add_argument("--executor", choices=list(EXECUTORS), help="default: inprocess for "
+                   "--jobs 1, processes for more, dask with --scheduler")  # fmt: skip
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, tcp://host:port")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads per worker (def. 1)")
+    p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="method config override, e.g. avo.gamma=5 (repeatable)")  # fmt: skip
+    p.add_argument("--option", action="append", default=[], metavar="SIM.KEY=VALUE",
+                   help="simulator option, e.g. gaussian.dim=3 (repeatable)")  # fmt: skip
+    p.add_argument("--retry-errors", action="store_true", help="re-run cells that failed")
+    p.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m avo_bench",
@@ -43,9 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     lister = commands.add_parser("list", help="list registered simulators and methods")
     lister.add_argument("-v", "--verbose", action="store_true", help="also show options")
     lister.set_defaults(handler=_list)
+    _run_parser(commands)
+    report = commands.add_parser("report", help="write report.md and plots for a run directory")
+    report.add_argument("dir", metavar="DIR")
+    report.set_defaults(handler=_report)
+    comp = commands.add_parser("compare", help="differences between two runs (exit 1 if any)")
+    comp.add_argument("dir_a", metavar="DIR_A")
+    comp.add_argument("dir_b", metavar="DIR_B")
+    comp.add_argument("--rtol", type=float, default=0.0, help="ignore relative changes below")
+    comp.set_defaults(handler=_compare)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ValueError as error:  # invalid input: usage-style error, status 2
+        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,197 @@
+"""Markdown report and PNG plots of a run directory (``python -m avo_bench report DIR``).
+
+The report has one summary table per (space, metric, budget): methods × simulators, each entry
+the mean ± sd over seeds, with the metric's floor (the value of a perfect method at the same
+sample sizes) as the last row. Plots (matplotlib's object API, no global backend change):
+metric vs budget per simulator, wall time vs budget, and per-cell diagnostics for the first
+seed (training curves from ``Result.history``, marginals of the returned samples vs the truth
+or exact posterior, predictive vs observed histograms).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .results import KEY, atomic_write, load_results, read_artifacts
+
+__all__ = ["summary", "write_report"]
+
+
+def _mean_sd(values: pd.Series, statuses: pd.Series) -> str:
+    ok = values[statuses == "ok"].dropna()
+    if ok.empty:
+        return "error" if (statuses == "error").any() else "n/a"
+    text = f"{ok.mean():.3g}" if len(ok) == 1 else f"{ok.mean():.3g} ± {ok.std():.2g}"
+    return text if len(ok) == len(statuses) else f"{text} ({len(ok)}/{len(statuses)})"
+
+
+def summary(rows: pd.DataFrame, space: str, metric: str, budget: int) -> pd.DataFrame:
+    """Methods × simulators table of ``mean ± sd`` over seeds, with a ``floor`` row."""
+    part = rows[(rows.space == space) & (rows.metric == metric) & (rows.budget == budget)]
+    table = part.groupby(["method", "simulator"]).apply(
+        lambda g: _mean_sd(g["value"], g["status"]), include_groups=False
+    )
+    table = table.unstack("simulator").fillna("")
+    floors = part.groupby("simulator")["floor"].mean()
+    table.loc["*floor*"] = [f"{floors.get(s, math.nan):.3g}" for s in table.columns]
+    return table
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    header = "| method | " + " | ".join(table.columns) + " |"
+    lines = [header, "|" + "---|" * (len(table.columns) + 1)]
+    lines += ["| " + " | ".join([str(i), *map(str, r)]) + " |" for i, r in table.iterrows()]
+    return "\n".join(lines)
+
+
+def _problems(rows: pd.DataFrame) -> str:
+    cells = rows.drop_duplicates(KEY[:4])
+    bad = cells[cells.status != "ok"]
+    if bad.empty:
+        return "Every cell finished with status ok."
+    lines = [
+        "| simulator | method | seed | budget | status | message |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in bad.itertuples():
+        message = str(r.message).replace("|", "\\|").replace("\n", " ")[:200]
+        lines.append(
+            f"| {r.simulator} | {r.method} | {r.seed} | {r.budget} | {r.status} | {message} |"
+        )
+    return "\n".join(lines)
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90, bbox_inches="tight"))
+
+
+def _plot_budgets(rows: pd.DataFrame, plots: Path) -> list[str]:
+    from matplotlib.figure import Figure
+
+    names = []
+    for sim, part in rows[rows.status == "ok"].groupby("simulator"):
+        pairs = list(part[["space", "metric"]].drop_duplicates().itertuples(index=False))
+        fig = Figure(figsize=(4 * len(pairs), 3.2))
+        for ax, (space, metric) in zip(
+            fig.subplots(1, len(pairs), squeeze=False)[0], pairs, strict=True
+        ):
+            cur = part[(part.space == space) & (part.metric == metric)]
+            for method, m in cur.groupby("method"):
+                stats = m.groupby("budget")["value"].agg(["mean", "std"]).fillna(0)
+                ax.errorbar(stats.index, stats["mean"], stats["std"], marker="o", label=method)
+            floor = cur.groupby("budget")["floor"].mean()
+            ax.plot(floor.index, floor.values, "k--", label="floor")
+            ax.set(xscale="log", xlabel="budget", title=f"{space} {metric}")
+        fig.axes[0].legend(fontsize=7)
+        _save(fig, plots / f"{sim}_metrics.png")
+        names.append(f"{sim}_metrics.png")
+    cells = rows[rows.status == "ok"].drop_duplicates(KEY[:4])
+    sims = sorted(cells.simulator.unique())
+    if sims:
+        fig = Figure(figsize=(4 * len(sims), 3.2))
+        for ax, sim in zip(fig.subplots(1, len(sims), squeeze=False)[0], sims, strict=True):
+            for method, m in cells[cells.simulator == sim].groupby("method"):
+                stats = m.groupby("budget")["wall_time_s"].mean()
+                ax.plot(stats.index, stats.values, marker="o", label=method)
+            ax.set(xscale="log", yscale="symlog", xlabel="budget", ylabel="fit wall time (s)",
+                   title=sim)  # fmt: skip
+        fig.axes[0].legend(fontsize=7)
+        _save(fig, plots / "wall_time.png")
+        names.append("wall_time.png")
+    return names
+
+
+def _plot_cell(run_dir: Path, key: tuple, path: Path) -> bool:
+    from matplotlib.figure import Figure
+
+    arrays, history = read_artifacts(run_dir, key)
+    if "theta" not in arrays:
+        return False
+    curves = [c for c in history.columns if c not in ("step", "iteration")
+              and pd.api.types.is_numeric_dtype(history[c])][:4]  # fmt: skip
+    theta, names = arrays["theta"], [str(n) for n in arrays["parameter_names"]]
+    d, k = min(theta.shape[1], 4), min(arrays["x_obs"].shape[1], 4)
+    width = max(len(curves), d, k)
+    fig = Figure(figsize=(3.2 * width, 2.8 * (2 + bool(curves))), layout="constrained")
+    grid = list(fig.subplots(2 + bool(curves), width, squeeze=False))
+    if curves:
+        step = history["step"] if "step" in history else history.index
+        for ax, column in zip(grid.pop(0)[: len(curves)], curves, strict=True):
+            ax.plot(step, history[column])
+            ax.set(title=column, xlabel="step")
+    for j, ax in enumerate(grid[0][:d]):
+        ax.hist(theta[:, j], bins=40, density=True, alpha=0.6, label="returned")
+        if "posterior" in arrays:
+            ax.hist(arrays["posterior"][:, j], bins=40, density=True, histtype="step",
+                    color="k", label="exact posterior")  # fmt: skip
+        if "theta_star" in arrays:
+            ax.axvline(arrays["theta_star"][j], color="r", label="truth")
+        ax.set(title=names[j])
+    for j, ax in enumerate(grid[1][:k]):
+        both = np.concatenate([arrays["x_obs"][:, j], arrays["x_sim"][:, j]])
+        bins = np.histogram_bin_edges(both, bins=40)
+        ax.hist(arrays["x_obs"][:, j], bins=bins, density=True, alpha=0.5, label="observed")
+        ax.hist(
+            arrays["x_sim"][:, j], bins=bins, density=True, histtype="step", label="predictive"
+        )
+        ax.set(title=f"x feature {j}")
+    for row in grid:
+        if row[0].has_data():
+            row[0].legend(fontsize=7)
+    for ax in fig.axes:
+        if not ax.has_data():
+            ax.set_axis_off()
+    fig.suptitle(" / ".join(map(str, key)))
+    _save(fig, path)
+    return True
+
+
+def _plots(run_dir: Path, rows: pd.DataFrame) -> list[str]:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    plots = run_dir / "plots"
+    names = _plot_budgets(rows, plots)
+    first = rows[(rows.status == "ok") & (rows.seed == rows.seed.min())]
+    for key in first.drop_duplicates(KEY[:4])[KEY[:4]].itertuples(index=False):
+        name = "cells/" + "__".join(map(str, key)) + ".png"
+        if _plot_cell(run_dir, tuple(key), plots / name):
+            names.append(name)
+    return names
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Writes ``report.md`` and ``plots/*.png`` for a run directory; returns the report path.
+
+    Raises:
+        ResultsError: If the directory has no readable results.
+    """
+    run_dir = Path(run_dir)
+    rows = load_results(run_dir)
+    cells = rows.drop_duplicates(KEY[:4])
+    counts = cells.status.value_counts().to_dict()
+    lines = [f"# avo_bench report: {run_dir.name}", "",
+             f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+             f"version {rows.version.iloc[0]}, commit {rows.git_commit.iloc[0] or 'unknown'}.",
+             "", "Entries: mean ± sd over seeds (ok cells only; (k/n) when some failed). "
+             "*floor*: the metric between two independent draws of the reference at the same "
+             "sample sizes, the best a method can score.", ""]  # fmt: skip
+    for budget in sorted(rows.budget.unique()):
+        for space, metric in rows[["space", "metric"]].drop_duplicates().itertuples(index=False):
+            direction = rows[(rows.metric == metric)].direction.iloc[0] or "?"
+            lines += [f"## {space} {metric} (budget {budget}, {direction} is better)", ""]
+            lines += [_markdown(summary(rows, space, metric, budget)), ""]
+    lines += ["## Cells not ok", "", _problems(rows), ""]
+    names = _plots(run_dir, rows)
+    lines += ["## Plots", ""] + [f"![{n}](plots/{n})" for n in names]
+    if not names:
+        lines.append("(no plots: install matplotlib, `pip install 'avo-bench[plot]'`)")
+    path = run_dir / "report.md"
+    atomic_write(path, lambda f: f.write("\n".join(lines).encode() + b"\n"))
+    return path

@@ -1,0 +1,192 @@
+"""The benchmark grid: validate, resume, execute, write rows as cells finish, report.
+
+:func:`run` is the Python API behind ``python -m avo_bench run``. It reads the registries (no
+simulator or method is named here), so a new module joins the default grid by registering.
+
+Resuming: the run directory's ``manifest.json`` records the run's identity; re-running the same
+configuration skips cells whose rows are in ``results.csv`` and a different configuration is
+refused. Rows are rewritten atomically after every cell, so killing the process loses at most
+the cells in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .config import Plan, make_plan
+from .display import Bars
+from .executors import check_executor, make_executor
+from .results import (
+    RESULTS,
+    ResultsError,
+    atomic_write,
+    check_manifest,
+    load_results,
+    write_artifacts,
+    write_results,
+)
+
+__all__ = ["run"]
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def _versions() -> dict:
+    import torch
+
+    from avo_bench import __version__
+
+    return {"version": __version__, "git_commit": _git_commit(), "torch": torch.__version__}
+
+
+def _prepare(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / ".write-test", lambda f: f.write(b"ok"))
+        (run_dir / ".write-test").unlink()
+    except OSError as error:
+        raise ResultsError(f"cannot write to output directory {run_dir}: {error}") from None
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """One writer per run directory (the OS releases the lock if the process is killed)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (no advisory locks on this platform)
+        yield
+        return
+    with open(run_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ResultsError(f"another run is writing to {run_dir}") from None
+        yield
+
+
+def _finished(run_dir: Path, retry_errors: bool) -> dict[tuple, pd.DataFrame]:
+    if not (run_dir / RESULTS).exists():
+        return {}
+    rows = load_results(run_dir)
+    if retry_errors:
+        failed = rows.groupby(["simulator", "method", "seed", "budget"])["status"].transform(
+            lambda s: (s == "error").any()
+        )
+        rows = rows[~failed]
+    groups = rows.groupby(["simulator", "method", "seed", "budget"], sort=False)
+    return {tuple(key): group.reset_index(drop=True) for key, group in groups}
+
+
+def _table(plan: Plan, done: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
+    frames = [done[cell.key] for cell in plan.cells if cell.key in done]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _execute(plan: Plan, run_dir: Path, done: dict, executor, versions: dict, quiet: bool):
+    pending = [cell for cell in plan.cells if cell.key not in done]
+    if not pending:
+        return
+    bars = Bars(len(plan.cells), len(plan.cells) - len(pending), enabled=not quiet)
+    inline = executor.name == "inprocess"
+    try:
+        bars.start(_label(pending[0]))
+        for outcome in executor.map(pending, bars.handler if inline else None):
+            if outcome.arrays:
+                write_artifacts(run_dir, outcome.cell.key, outcome.arrays, outcome.history)
+            rows = pd.DataFrame(outcome.rows).assign(
+                version=versions["version"], git_commit=versions["git_commit"]
+            )
+            done[outcome.cell.key] = rows
+            write_results(run_dir, _table(plan, done))
+            bars.end_fit()
+            bars.advance(_label(outcome.cell))
+    finally:
+        bars.close()
+
+
+def _label(cell) -> str:
+    return f"{cell.simulator}/{cell.method} seed={cell.seed} budget={cell.budget}"
+
+
+def run(
+    simulators: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    *,
+    seeds: int | Sequence[int] = 1,
+    budgets: Sequence[int] | None = None,
+    preset: str = "quick",
+    device: str = "cpu",
+    simulator_options: Mapping[str, Mapping] | None = None,
+    method_options: Mapping[str, Mapping] | None = None,
+    out: str | Path | None = None,
+    jobs: int = 1,
+    executor: str | None = None,
+    scheduler: str | None = None,
+    threads: int | None = None,
+    retry_errors: bool = False,
+    report: bool = True,
+    quiet: bool = True,
+) -> pd.DataFrame:
+    """Runs the benchmark grid simulators × methods × seeds × budgets and returns its rows.
+
+    Arguments:
+        simulators: Simulator names (default: every registered one).
+        methods: Method names (default: every registered one; cells where a method does not
+            apply become ``n/a`` rows).
+        seeds: Number of seeds (``0..n-1``) or a list of seeds.
+        budgets: Simulation budgets (default: the preset's).
+        preset: ``tiny``, ``quick`` or ``paper`` (see :data:`avo_bench.config.PRESETS`).
+        device: ``cpu`` or ``cuda[:N]``.
+        simulator_options: ``{simulator: {option: value}}``.
+        method_options: ``{method: {config key: value}}`` (e.g. ``{"avo": {"gamma": 5}}``).
+        out: Run directory (default ``results/<preset>``); re-running resumes it.
+        jobs: Parallel workers.
+        executor: ``inprocess``, ``processes`` or ``dask`` (default from ``jobs``/``scheduler``).
+        scheduler: Address of a Dask scheduler, e.g. ``tcp://host:8786``.
+        threads: Torch threads per worker process (default 1).
+        retry_errors: Re-run cells that ended in ``error``.
+        report: Write the markdown report and plots at the end.
+        quiet: No progress bars.
+
+    Returns:
+        The tidy results, one row per (simulator, method, seed, budget, space, metric).
+
+    Raises:
+        ValueError: For invalid names, options or sizes (before anything runs), an unwritable
+            output directory, or a results directory of another configuration.
+    """
+    plan = make_plan(
+        simulators, methods, seeds=seeds, budgets=budgets, preset=preset, device=device,
+        simulator_options=simulator_options, method_options=method_options,
+    )  # fmt: skip
+    check_executor(executor, jobs, threads, scheduler)
+    run_dir = Path(out) if out is not None else Path("results") / preset
+    _prepare(run_dir)
+    versions = _versions()
+    with _locked(run_dir):
+        done = _finished(run_dir, retry_errors)
+        check_manifest(run_dir, plan.identity, {"versions": versions})
+        if any(cell.key not in done for cell in plan.cells):
+            pool = make_executor(executor, jobs=jobs, threads=threads, scheduler=scheduler)
+            try:
+                _execute(plan, run_dir, done, pool, versions, quiet)
+            finally:
+                pool.close()
+        if report:
+            from .report import write_report
+
+            write_report(run_dir)
+    return load_results(run_dir)

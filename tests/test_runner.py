@@ -1,0 +1,264 @@
+"""The benchmark grid: rows, scoring against exact references, resume, determinism, executors."""
+
+import itertools
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import avo_bench
+from avo_bench import cell as cell_module
+from avo_bench.config import PRESETS, make_plan
+from avo_bench.methods import METHODS, Method, NotApplicable, Result
+from avo_bench.methods.prior import PriorConfig
+from avo_bench.results import COLUMNS, ResultsError, load_results
+from avo_bench.scoring import metric_plan
+from simulators import SIMULATORS, get_simulator
+
+ROOT = Path(avo_bench.__file__).parent.parent  # the checkout under test
+CELL = ["simulator", "method", "seed", "budget"]
+VOLATILE = ["wall_time_s", "git_commit"]
+
+
+def stable(rows: pd.DataFrame) -> pd.DataFrame:
+    """The table without what legitimately changes between identical runs (timings)."""
+    return rows.drop(columns=VOLATILE).reset_index(drop=True)
+
+
+def register_temporarily(monkeypatch, name, fit, applicable=None):
+    method = Method(name, fit, PriorConfig, applicable or (lambda simulator: None))
+    monkeypatch.setitem(METHODS, name, method)
+
+
+def oracle_posterior(simulator, x_obs, *, budget, config, generator, device):
+    """Exact posterior draws (what a perfect method returns)."""
+    exact = simulator.posterior(x_obs.cpu())
+    return Result(exact.sample((config.num_samples,), generator=generator).float(), 0)
+
+
+def point_mass(simulator, x_obs, *, budget, config, generator, device):
+    """All mass at the true parameters: its predictive *is* the observed distribution."""
+    theta = simulator.true_parameters.float().expand(config.num_samples, -1)
+    return Result(theta.clone(), 0)
+
+
+def test_tiny_default_grid_rows(tmp_path):
+    rows = avo_bench.run(methods=["prior"], preset="tiny", out=tmp_path, report=False)
+    assert list(rows.columns) == COLUMNS
+    cells = set(map(tuple, rows[CELL].drop_duplicates().values.tolist()))
+    assert cells == {(s, "prior", 0, PRESETS["tiny"].budgets[0]) for s in SIMULATORS}
+    for name in SIMULATORS:
+        part = rows[rows.simulator == name]
+        assert list(zip(part.space, part.metric, strict=True)) == metric_plan(get_simulator(name))
+    assert (rows.status == "ok").all() and (rows.num_simulations == 0).all()
+    assert np.isfinite(rows.value).all() and (rows.value >= 0).all()
+    data = rows[rows.space == "data"]
+    assert np.isfinite(data.floor).all()
+    # the prior predictive is meaningfully worse than two draws of the observed distribution
+    w1 = data[data.metric == "wasserstein1"]
+    assert (w1.value > w1.floor).all()
+    assert load_results(tmp_path).equals(rows)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(SIMULATORS) if hasattr(SIMULATORS[n], "posterior")]
+)
+def test_exact_posterior_scores_at_floor(tmp_path, monkeypatch, name):
+    register_temporarily(monkeypatch, "oracle", oracle_posterior)
+    rows = avo_bench.run([name], ["oracle", "prior"], preset="tiny", out=tmp_path, report=False)
+    assert (rows.status == "ok").all()
+    oracle = rows[rows.method == "oracle"].set_index(["space", "metric"])
+    prior = rows[rows.method == "prior"].set_index(["space", "metric"])
+    for space, metric in [("posterior", "wasserstein1"), ("posterior", "mean_error")]:
+        value, floor = oracle.loc[(space, metric), ["value", "floor"]]
+        assert value < 4 * floor + 1e-3, (space, metric, value, floor)
+        assert prior.loc[(space, metric), "value"] > 5 * value
+    assert oracle.loc[("posterior", "c2st"), "value"] < 0.65
+    dist = oracle.loc[("truth", "distance_to_truth")]
+    assert dist.value == pytest.approx(dist.floor, rel=0.3)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(SIMULATORS) if SIMULATORS[n].kind == "point"])
+def test_point_mass_at_truth_matches_observed_in_data_space(tmp_path, monkeypatch, name):
+    register_temporarily(monkeypatch, "truth", point_mass)
+    rows = avo_bench.run([name], ["truth"], preset="tiny", out=tmp_path, report=False)
+    assert (rows.status == "ok").all()
+    data = rows[rows.space == "data"].set_index("metric")
+    for metric in ("wasserstein1", "jensen_shannon"):
+        value, floor = data.loc[metric, ["value", "floor"]]
+        assert value < 4 * floor + 1e-6, (metric, value, floor)
+    truth = rows[rows.metric == "distance_to_truth"].value.item()
+    assert truth == pytest.approx(0.0, abs=1e-6)
+
+
+def test_failing_and_inapplicable_methods_become_rows(tmp_path, monkeypatch):
+    def broken(simulator, x_obs, **kwargs):
+        raise RuntimeError("boom at iteration 3")
+
+    def greedy(simulator, x_obs, *, budget, **kwargs):
+        simulator.simulate(simulator.prior.sample((budget + 1,)))
+
+    def refuses(simulator, x_obs, **kwargs):
+        raise NotApplicable("needs a differentiable simulator")
+
+    register_temporarily(monkeypatch, "broken", broken)
+    register_temporarily(monkeypatch, "greedy", greedy)
+    register_temporarily(monkeypatch, "refuses", refuses)
+    register_temporarily(monkeypatch, "declines", point_mass, lambda s: "population task")
+    methods = ["broken", "greedy", "refuses", "declines", "prior"]
+    rows = avo_bench.run(["rosenbrock"], methods, preset="tiny", out=tmp_path, report=False)
+    status = rows.groupby("method").status.unique().map(list).to_dict()
+    assert status == {"broken": ["error"], "greedy": ["error"], "refuses": ["n/a"],
+                      "declines": ["n/a"], "prior": ["ok"]}  # fmt: skip
+    message = rows.groupby("method").message.first()
+    assert "boom at iteration 3" in message["broken"]
+    assert "BudgetExceeded" in message["greedy"]
+    assert message["refuses"] == "needs a differentiable simulator"
+    assert message["declines"] == "population task"
+    assert rows[rows.status != "ok"].value.isna().all()
+
+
+def test_same_seed_same_values_different_seed_different(tmp_path):
+    kwargs = dict(simulators=["gaussian", "rosenbrock"], methods=["prior"], preset="tiny")
+    a = avo_bench.run(**kwargs, seeds=[3], out=tmp_path / "a", report=False)
+    b = avo_bench.run(**kwargs, seeds=[3], out=tmp_path / "b", report=False)
+    c = avo_bench.run(**kwargs, seeds=[4], out=tmp_path / "c", report=False)
+    assert np.array_equal(a.value.values, b.value.values)  # bitwise
+    assert np.array_equal(a.floor.values, b.floor.values, equal_nan=True)
+    assert pd.testing.assert_frame_equal(stable(a), stable(b)) is None
+    assert not np.array_equal(a.value.values, c.value.values)
+
+
+def test_global_rng_untouched(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_second_run_does_no_work(tmp_path, monkeypatch):
+    kwargs = dict(simulators=["gaussian"], methods=["prior"], preset="tiny", seeds=2)
+    first = avo_bench.run(**kwargs, out=tmp_path, report=False)
+    before = (tmp_path / "results.csv").read_bytes()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished cell was run again")
+
+    monkeypatch.setattr(cell_module, "run_cell", forbidden)
+    again = avo_bench.run(**kwargs, out=tmp_path, report=False)
+    assert (tmp_path / "results.csv").read_bytes() == before
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_different_config_in_same_directory_is_refused(tmp_path):
+    avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
+    before = (tmp_path / "results.csv").read_bytes()
+    with pytest.raises(ResultsError, match=r"different configuration.*methods"):
+        avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path,
+                      method_options={"prior": {"num_samples": 10}})  # fmt: skip
+    with pytest.raises(ResultsError, match=r"different configuration.*simulators"):
+        avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path,
+                      simulator_options={"gaussian": {"dim": 3}})  # fmt: skip
+    assert (tmp_path / "results.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(simulators=["nope"]), "unknown simulator 'nope'; choose from: .*gaussian"),
+        (dict(methods=["nope"]), "unknown method 'nope'; choose from: .*prior"),
+        (dict(budgets=[0]), "budget must be an integer >= 1, got 0"),
+        (dict(budgets=[1.5]), "budget must be an integer >= 1, got 1.5"),
+        (dict(seeds=0), "seeds"),
+        (dict(seeds=[-1]), "seeds"),
+        (dict(preset="huge"), "unknown preset 'huge'; choose from: tiny, quick, paper"),
+        (dict(method_options={"prior": {"nope": 1}}), "no config key 'nope'; valid keys: num_"),
+        (dict(method_options={"prior": {"num_samples": 0}}), "num_samples must be"),
+        (dict(simulator_options={"gaussian": {"nope": 1}}), "no option 'nope'"),
+        (dict(simulator_options={"nope": {}}), "unknown simulator 'nope'"),
+        (dict(device="tpu"), "device must be"),
+        (dict(jobs=0), "jobs must be an integer >= 1"),
+        (dict(executor="mpi"), "unknown executor 'mpi'; choose from: inprocess"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        avo_bench.run(**{"methods": ["prior"], "preset": "tiny", **kwargs}, out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_corrupted_results_file_is_kept(tmp_path):
+    avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
+    path = tmp_path / "results.csv"
+    for garbage in (b"\x00\xff not a csv at all", b"simulator,value\ngaussian,abc\n"):
+        path.write_bytes(garbage)
+        with pytest.raises(ResultsError, match=r"results file .*(corrupted|cannot read)"):
+            avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
+        assert path.read_bytes() == garbage
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match="cannot write to output directory"):
+        avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=blocker / "run")
+
+
+def test_plan_seeds_depend_only_on_cell():
+    plan = make_plan(methods=["prior"], seeds=[0, 1], budgets=[10, 20], preset="tiny")
+    other = make_plan(methods=["prior"], seeds=[1], budgets=[20], preset="tiny")
+    seeds = {c.key: c.cell_seed for c in plan.cells}
+    assert all(seeds[c.key] == c.cell_seed for c in other.cells)
+    assert len(set(seeds.values())) == len(seeds)
+    sims = sorted(SIMULATORS)
+    assert [c.key for c in plan.cells] == list(
+        itertools.product(sims, ["prior"], [0, 1], [10, 20])
+    )
+
+
+def test_resume_after_sigkill_gives_the_same_table(tmp_path):
+    grid = dict(simulators=["gaussian", "rosenbrock"], methods=["prior"], seeds=3,
+                budgets=[100, 200], preset="tiny", report=False)  # fmt: skip
+    out = tmp_path / "killed"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "avo_bench", "run", "--simulators", *grid["simulators"],
+               "--methods", "prior", "--preset", "tiny", "--seeds", "3", "--budgets", "100,200",
+               "--out", str(out), "--no-report", "-q", "--threads", "1"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not (out / "results.csv").exists() and time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = load_results(out)  # never torn
+    assert 0 < len(partial[CELL].drop_duplicates()) < 12
+    subprocess.run(command, env=env, cwd=ROOT, check=True)  # resumes
+    resumed = load_results(out)
+    straight = avo_bench.run(**grid, out=tmp_path / "straight")
+    assert len(resumed[CELL].drop_duplicates()) == 12
+    pd.testing.assert_frame_equal(stable(resumed), stable(straight))
+
+
+@pytest.mark.parametrize("executor", ["processes", pytest.param("dask", marks=pytest.mark.slow)])
+def test_executors_give_the_same_table(tmp_path, executor):
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    kwargs = dict(simulators=["gaussian", "rosenbrock"], methods=["prior"], seeds=2,
+                  preset="tiny", report=False)  # fmt: skip
+    inline = avo_bench.run(**kwargs, out=tmp_path / "inline")
+    parallel = avo_bench.run(**kwargs, out=tmp_path / executor, jobs=2, executor=executor)
+    pd.testing.assert_frame_equal(stable(inline), stable(parallel))
+    assert math.isfinite(parallel.wall_time_s.sum())
