@@ -81,8 +81,9 @@ def _integer(token: str, what: str) -> int:
     return int(value)
 
 
-def _seeds(tokens: list[str]) -> int | list[int]:
-    if len(tokens) == 1:
+def _seeds(values: list[str]) -> int | list[int]:
+    tokens = _tokens(values)
+    if len(tokens) == 1 and "," not in values[0]:
         return _integer(tokens[0], "seed count")
     return [_integer(t, "seed") for t in tokens]
 
@@ -98,7 +99,7 @@ def _run_options(args: argparse.Namespace) -> dict:
     cli = {
         "simulators": _tokens(args.simulators),
         "methods": _tokens(args.methods),
-        "seeds": _seeds(_tokens(args.seeds)) if args.seeds else None,
+        "seeds": _seeds(args.seeds) if args.seeds else None,
         "budgets": [_integer(t, "budget") for t in _tokens(args.budgets)]
         if args.budgets
         else None,
@@ -177,7 +178,7 @@ def _run_parser(commands) -> None:
     p.add_argument("--simulators", nargs="+", metavar="NAME", help="simulators (default all)")
     p.add_argument("--methods", nargs="+", metavar="NAME", help="methods (default all)")
     p.add_argument("--seeds", nargs="+", metavar="N", help="a count (3 = seeds 0,1,2) or a "
-                   "list (0,5,7); default 1")  # fmt: skip
+                   "list (0,5,7 or 5,); default 1")  # fmt: skip
     p.add_argument("--budgets", nargs="+", metavar="B", help="simulation budgets "
                    "(e.g. 1000,10000); default: the preset's")  # fmt: skip
     p.add_argument("--preset", choices=list(PRESETS), help=f"default quick. {presets}")

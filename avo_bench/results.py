@@ -109,7 +109,8 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
         rows = pd.read_csv(path, keep_default_na=False, **_READ)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ResultsError(
-            f"cannot read results file {path}: {e}; it was left unchanged"
+            f"results file {path} is unreadable or corrupted ({e}); it was left unchanged: "
+            "move it away or choose another --out"
         ) from None
     return _validated(rows, path)
 
