@@ -1,0 +1,116 @@
+"""Report (tables, plots) and compare, on synthetic rows with known statistics and a real run."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import avo_bench
+from avo_bench.cli import main
+from avo_bench.methods import METHODS, Method, Result
+from avo_bench.methods.prior import PriorConfig
+from avo_bench.report import summary, write_report
+from avo_bench.results import COLUMNS, compare, load_results, write_results
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic(values: dict) -> pd.DataFrame:
+    """Rows of one metric: ``values[(method, simulator)] = [(value, status), ...]`` per seed."""
+    rows = []
+    for (method, sim), seeds in values.items():
+        for seed, (value, status) in enumerate(seeds):
+            rows.append(dict.fromkeys(COLUMNS, "") | {
+                "simulator": sim, "method": method, "seed": seed, "budget": 100,
+                "space": "data", "metric": "wasserstein1", "value": value, "floor": 0.25,
+                "direction": "lower", "ideal": 0.0, "status": status, "wall_time_s": 1.0,
+                "num_simulations": 100, "cell_seed": seed, "version": "0.1.0",
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_summary_mean_sd_and_statuses():
+    rows = synthetic({
+        ("a", "s1"): [(1.0, "ok"), (2.0, "ok"), (4.0, "ok")],
+        ("a", "s2"): [(3.0, "ok"), (np.nan, "error"), (5.0, "ok")],
+        ("b", "s1"): [(np.nan, "n/a")] * 3,
+        ("b", "s2"): [(np.nan, "error")] * 3,
+    })  # fmt: skip
+    table = summary(rows, "data", "wasserstein1", 100)
+    sd = np.std([1.0, 2.0, 4.0], ddof=1)
+    assert table.loc["a", "s1"] == f"{7 / 3:.3g} ± {sd:.2g}"
+    assert table.loc["a", "s2"] == f"4 ± {np.std([3.0, 5.0], ddof=1):.2g} (2/3)"
+    assert table.loc["b", "s1"] == "n/a"
+    assert table.loc["b", "s2"] == "error"
+    assert list(table.loc["*floor*"]) == ["0.25", "0.25"]
+
+
+def test_report_of_a_real_run(tmp_path, monkeypatch):
+    def with_history(simulator, x_obs, *, budget, config, generator, device):
+        theta = simulator.prior.sample((50,), generator=generator)
+        history = pd.DataFrame({"step": range(10), "loss": np.linspace(1, 0, 10)})
+        return Result(theta, 0, history=history)
+
+    monkeypatch.setitem(METHODS, "curvy", Method("curvy", with_history, PriorConfig))
+    rows = avo_bench.run(["gaussian"], ["prior", "curvy"], seeds=2,
+                         budgets=[10, 20], preset="tiny", out=tmp_path)  # fmt: skip
+    text = (tmp_path / "report.md").read_text()
+    for space, metric in rows[["space", "metric"]].drop_duplicates().itertuples(index=False):
+        assert f"## {space} {metric} (budget 10" in text
+    assert text.count("| *floor* |") == 2 * len(rows[["space", "metric"]].drop_duplicates())
+    assert "Every cell finished with status ok." in text
+    plots = ["gaussian_metrics.png", "wall_time.png"]
+    plots += [f"cells/gaussian__{m}__0__{b}.png" for m in ("prior", "curvy") for b in (10, 20)]
+    for name in plots:
+        assert (tmp_path / "plots" / name).read_bytes().startswith(PNG), name
+        assert f"](plots/{name})" in text
+    assert not (tmp_path / "plots" / "cells" / "gaussian__prior__1__10.png").exists()
+
+
+def test_report_lists_failed_cells(tmp_path):
+    rows = synthetic({("a", "s1"): [(np.nan, "error")], ("b", "s1"): [(1.0, "ok")]})
+    rows.loc[0, "message"] = "RuntimeError: boom | here"
+    write_results(tmp_path, rows)
+    text = write_report(tmp_path).read_text()
+    assert "| s1 | a | 0 | 100 | error | RuntimeError: boom \\| here |" in text
+
+
+def test_compare_runs(tmp_path, capsys):
+    rows = synthetic({("a", "s1"): [(1.0, "ok"), (2.0, "ok")], ("b", "s1"): [(3.0, "ok")]})
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    write_results(tmp_path / "a", rows)
+    write_results(tmp_path / "b", rows)
+    changed = rows.copy()
+    changed.loc[0, "value"] = 1.0 + 1e-12
+    changed.loc[2, ["value", "status"]] = [np.nan, "error"]
+    write_results(tmp_path / "c", changed.iloc[[0, 2]])
+    assert (compare(tmp_path / "a", tmp_path / "b").change == "same").all()
+    diff = compare(tmp_path / "a", tmp_path / "c").set_index(["method", "seed"])
+    assert diff.loc[("a", 0), "change"] == "changed"
+    assert diff.loc[("a", 0), "diff"] == pytest.approx(1e-12)
+    assert diff.loc[("a", 1), "change"] == "only_a"
+    assert diff.loc[("b", 0), "change"] == "status"
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 1
+    assert "3 rows compared: 3 differ" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c"), "--rtol", "1e-6"]) == 1
+    assert "3 rows compared: 2 differ" in capsys.readouterr().out
+
+
+def test_report_and_compare_cli_errors(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no results file" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path), str(tmp_path / "missing")]) == 2
+
+
+def test_report_cli_matches_run_report(tmp_path):
+    avo_bench.run(["rosenbrock"], ["prior"], preset="tiny", out=tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "report.md").unlink()
+    assert main(["report", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "report.md").read_text().replace("# avo_bench report: b", "") == (
+        (tmp_path / "a" / "report.md").read_text().replace("# avo_bench report: a", "")
+    )
+    assert load_results(tmp_path / "b").equals(load_results(tmp_path / "a"))
