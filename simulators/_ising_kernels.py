@@ -65,7 +65,12 @@ def _global_flip(spins: Tensor, beta: Tensor, h: Tensor, generator) -> Tensor:
 
 
 def torch_sweeps(
-    beta: Tensor, h: Tensor, size: int, sweeps: int, generator: torch.Generator | None
+    beta: Tensor,
+    h: Tensor,
+    size: int,
+    sweeps: int,
+    generator: torch.Generator | None,
+    initial: Tensor | None = None,
 ) -> Tensor:
     """Runs ``sweeps`` checkerboard Metropolis sweeps from the all-up state, in torch.
 
@@ -75,12 +80,16 @@ def torch_sweeps(
         size: Lattice side :math:`L` (even).
         sweeps: Number of sweeps.
         generator: The only source of randomness.
+        initial: Start from these spins ``(n, L, L)`` instead of all up (to continue a chain).
 
     Returns:
         Spins :math:`\\pm 1`, shape ``(n, L, L)``, ``beta``'s dtype and device.
     """
     n, device, dtype = beta.shape[0], beta.device, beta.dtype
-    spins = torch.ones(n, size, size, device=device, dtype=dtype)
+    if initial is None:
+        spins = torch.ones(n, size, size, device=device, dtype=dtype)
+    else:
+        spins = initial.to(device, dtype).clone()
     colours = _colours(size, device)
     b, f = beta[:, None, None], h[:, None, None]
     field = bool((h != 0).any())
@@ -211,7 +220,12 @@ def _weights(beta: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 def numba_sweeps(
-    beta: Tensor, h: Tensor, size: int, sweeps: int, generator: torch.Generator | None
+    beta: Tensor,
+    h: Tensor,
+    size: int,
+    sweeps: int,
+    generator: torch.Generator | None,
+    initial: Tensor | None = None,
 ) -> Tensor:
     """The same Markov chain as :func:`torch_sweeps`, compiled for the CPU with numba.
 
@@ -221,6 +235,7 @@ def numba_sweeps(
         size: Lattice side :math:`L` (even).
         sweeps: Number of sweeps.
         generator: Draws the per-chain 64-bit keys of the counter-based uniforms.
+        initial: Start from these spins ``(n, L, L)`` instead of all up (to continue a chain).
 
     Returns:
         Spins :math:`\\pm 1`, shape ``(n, L, L)``, ``beta``'s dtype.
@@ -232,6 +247,8 @@ def numba_sweeps(
     keys = keys.numpy().view(np.uint64)
     b, f = beta.detach().double().numpy(), h.detach().double().numpy()
     spins = np.ones((size, size, n), dtype=np.int8)
+    if initial is not None:
+        spins[...] = initial.detach().cpu().permute(1, 2, 0).numpy()
     orient = np.ones(n, dtype=np.int8)
     _run(spins, _weights(b, f), keys, orient, sweeps, bool((f != 0).any()))
     lattice = torch.from_numpy(spins * orient).permute(2, 0, 1)
