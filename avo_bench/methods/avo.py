@@ -1,0 +1,451 @@
+r"""Adversarial Variational Optimization (AVO) of non-differentiable simulators.
+
+A proposal :math:`q(\theta \mid \psi)` plays the GAN generator: :math:`\theta \sim q`,
+:math:`\tilde x = g(z; \theta)`. A critic :math:`d(x; \phi)` learns to tell :math:`\tilde x`
+from the observed :math:`x` (:mod:`._critics`), and since the simulator has no gradient,
+:math:`\psi` follows the score-function (REINFORCE) estimate of the gradient of
+
+.. math:: U_g(\psi) + \gamma H(q_\psi), \qquad U_g = E_{\theta \sim q}[L_g(\tilde x)],
+          \qquad \nabla_\psi U_g = E_q[L_g \nabla_\psi \log q(\theta \mid \psi)].
+
+The sign is the paper's: :math:`+\gamma H` is *minimised*, so :math:`\gamma > 0` penalises the
+entropy and concentrates :math:`q` toward a point estimate (AVO-MWE); :math:`\gamma = 0` lets
+:math:`q` spread into a posterior-predictive fit (AVO-EB), which is what population tasks need.
+
+Each *epoch* draws ``n_critic * critic_batch_size`` simulations from the current :math:`q` in one
+batched call, takes ``n_critic`` critic steps on them, then one proposal step on
+``batch_size`` fresh simulations, or on the critic's simulations when ``reuse_simulations`` (they
+come from the same :math:`q`; the critic has seen them, a small bias traded for half the cost).
+Every simulation counts against the budget; the number of epochs follows from it.
+
+References:
+    | Adversarial Variational Optimization of Non-Differentiable Simulators
+    | (Louppe, Hermans and Cranmer, AISTATS 2019) https://arxiv.org/abs/1707.07113
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import ClassVar, NamedTuple
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from avo_bench.progress import report_progress
+
+from . import register
+from ._base import Result
+from ._critics import CRITIC_LOSSES, MLPCritic, critic_epoch, generator_loss
+from ._nn import FlatAdam
+from ._proposals import COORDINATES, MixtureProposal
+
+__all__ = ["BASELINES", "PROPOSALS", "AVOConfig", "Draw", "fit", "score_function_grad", "train"]
+
+BASELINES = ("optimal", "mean", "none")
+PROPOSALS = ("auto", "gaussian", "mixture")
+
+
+def _check(condition: bool, field: str, valid: str, value: object, name: str = "avo") -> None:
+    if not condition:
+        raise ValueError(f"{name}: {field} must be {valid}, got {value!r}")
+
+
+def _is_int(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_real(value: object, low: float, high: float = math.inf) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and math.isfinite(value) and low <= value <= high
+
+
+@dataclass(frozen=True)
+class AVOConfig:
+    r"""Hyperparameters of AVO; the defaults suit the 10^4-simulation grid budget.
+
+    The paper's settings are ``batch_size=64, critic_batch_size=32, n_critic=100,
+    reuse_simulations=False, standardize_x=False, critic_warmup=100`` (Poisson:
+    ``penalty=0.025``, Adam betas ``(0.5, 0.5)``; Weinberg: ``penalty=0.0025``,
+    ``critic_warmup=1000``, betas ``(0.9, 0.999)``), see ``scripts/reproduce_avo.py``.
+
+    Attributes:
+        critic_loss: ``"wgan-gp"`` (paper) or ``"bce-r1"`` (later implementation).
+        penalty: Gradient penalty weight :math:`\lambda \ge 0`.
+        gamma: Entropy weight :math:`\gamma \ge 0`; the minimised objective is
+            :math:`U_g + \gamma H(q)`, so larger values concentrate :math:`q`.
+        baseline: Control variate of the score-function gradient: ``"optimal"`` (default),
+            ``"mean"`` or ``"none"`` (plain REINFORCE, as in the paper). See
+            :func:`score_function_grad`.
+        proposal: ``"gaussian"`` (mean-field, the paper's), ``"mixture"`` (``components``
+            truncated mean-field Gaussians, for population tasks) or ``"auto"`` (mixture for
+            population simulators, Gaussian otherwise).
+        components: Mixture components :math:`K \ge 2` of the ``"mixture"`` proposal.
+        coordinates: Working coordinates of :math:`\psi`: ``"standardized"`` (box prior to
+            :math:`[0, 1]`, Gaussian prior to z-scores) or ``"raw"``.
+        init_mean: Initial proposal mean per parameter, or ``None`` for the prior mean.
+        init_std: Initial proposal standard deviation per parameter, or ``None`` for the
+            prior's.
+        batch_size: Simulations :math:`M \ge 2` of a proposal step (unless reused).
+        critic_batch_size: Simulated and observed rows :math:`m \ge 2` of a critic step.
+        n_critic: Critic steps per epoch (:math:`\ge 1`).
+        critic_pool: Simulations drawn per epoch for the critic, its minibatches resampled
+            from them; ``None``: ``n_critic * critic_batch_size``, fresh ones at every step
+            (the paper). A pool lets the critic train longer per simulation.
+        critic_warmup: Critic steps before the first epoch (:math:`\ge 0`).
+        critic_hidden: Hidden widths of the leaky-ReLU critic.
+        critic_slope: Negative slope of the leaky ReLU, in ``[0, 1)``.
+        critic_lr: Adam step size of the critic.
+        critic_betas: Adam decay rates of the critic.
+        proposal_lr: Adam step size of the proposal.
+        proposal_betas: Adam decay rates of the proposal.
+        reset_critic_optimizer: Reset the critic's Adam moments every epoch (paper).
+        reuse_simulations: Reuse the critic's simulations for the proposal step.
+        standardize_x: Standardize data with the observed mean and standard deviation before
+            the critic (the critic is then 1-Lipschitz in standardized units).
+        epochs: Maximum number of epochs, or ``None``: as many as the budget allows.
+        num_samples: Number of :math:`\theta` samples returned from the final proposal.
+    """
+
+    critic_loss: str = "wgan-gp"
+    penalty: float = 0.025
+    gamma: float = 0.0
+    baseline: str = "optimal"
+    proposal: str = "auto"
+    components: int = 8
+    coordinates: str = "standardized"
+    init_mean: tuple[float, ...] | None = None
+    init_std: tuple[float, ...] | None = None
+    batch_size: int = 64
+    critic_batch_size: int = 32
+    n_critic: int = 20
+    critic_warmup: int = 20
+    critic_pool: int | None = 64
+    critic_hidden: tuple[int, ...] = (10, 10)
+    critic_slope: float = 0.1
+    critic_lr: float = 0.01
+    critic_betas: tuple[float, float] = (0.5, 0.5)
+    proposal_lr: float = 0.02
+    proposal_betas: tuple[float, float] = (0.9, 0.999)
+    reset_critic_optimizer: bool = True
+    reuse_simulations: bool = True
+    standardize_x: bool = True
+    epochs: int | None = None
+    num_samples: int = 1000
+
+    method: ClassVar[str] = "avo"
+
+    def __post_init__(self):
+        for field, ok, valid in _RULES:
+            value = getattr(self, field)
+            if not ok(value):
+                raise ValueError(f"{self.method}: {field} must be {valid}, got {value!r}")
+
+
+def _choice(options: tuple[str, ...]) -> tuple:
+    return (lambda v: v in options), f"one of {', '.join(map(repr, options))}"
+
+
+def _integer(minimum: int) -> tuple:
+    return (lambda v: _is_int(v, minimum)), f"an integer >= {minimum}"
+
+
+def _reals(v: object) -> bool:
+    return isinstance(v, tuple) and len(v) > 0 and all(_is_real(x, -math.inf) for x in v)
+
+
+_UNIT = (lambda v: _is_real(v, 0) and v < 1), "a number in [0, 1)"
+_BETAS = (
+    (lambda v: isinstance(v, tuple) and len(v) == 2 and all(_UNIT[0](b) for b in v)),
+    "a pair of numbers in [0, 1)",
+)
+_RULES = [
+    ("critic_loss", *_choice(CRITIC_LOSSES)),
+    ("baseline", *_choice(BASELINES)),
+    ("proposal", *_choice(PROPOSALS)),
+    ("coordinates", *_choice(COORDINATES)),
+    ("penalty", lambda v: _is_real(v, 0), "a finite number >= 0"),
+    ("gamma", lambda v: _is_real(v, 0), "a finite number >= 0"),
+    ("critic_lr", lambda v: _is_real(v, 0) and v > 0, "a finite number > 0"),
+    ("proposal_lr", lambda v: _is_real(v, 0) and v > 0, "a finite number > 0"),
+    ("batch_size", *_integer(2)),
+    ("critic_batch_size", *_integer(2)),
+    ("n_critic", *_integer(1)),
+    ("critic_warmup", *_integer(0)),
+    ("critic_pool", lambda v: v is None or _is_int(v, 2), "None or an integer >= 2"),
+    ("components", *_integer(2)),
+    ("num_samples", *_integer(1)),
+    ("epochs", lambda v: v is None or _is_int(v, 1), "None or an integer >= 1"),
+    ("critic_slope", *_UNIT),
+    ("critic_betas", *_BETAS),
+    ("proposal_betas", *_BETAS),
+    (
+        "critic_hidden",
+        lambda v: isinstance(v, tuple) and len(v) > 0 and all(_is_int(h, 1) for h in v),
+        "a non-empty tuple of integers >= 1",
+    ),
+    ("init_mean", lambda v: v is None or _reals(v), "None or a tuple of finite numbers"),
+    (
+        "init_std",
+        lambda v: v is None or (_reals(v) and all(x > 0 for x in v)),
+        "None or a tuple of finite numbers > 0",
+    ),
+]
+
+
+# proposal gradient -------------------------------------------------------------------------
+
+
+def _baseline(f: Tensor, scores: Tensor, kind: str) -> Tensor:
+    # Leave-one-out estimates: the baseline of sample m never uses sample m, so the gradient
+    # estimate stays unbiased.
+    m = f.shape[0]
+    if kind == "none":
+        return torch.zeros_like(f).unsqueeze(-1)
+    if kind == "mean":
+        return ((f.sum() - f) / (m - 1)).unsqueeze(-1)
+    weights = scores**2  # optimal per-parameter constant: E[f s_j^2] / E[s_j^2]
+    numerator = (f.unsqueeze(-1) * weights).sum(0) - f.unsqueeze(-1) * weights
+    denominator = weights.sum(0) - weights
+    safe = denominator > 1e-12 * weights.sum(0).clamp_min(1e-300)
+    return torch.where(safe, numerator / denominator.clamp_min(1e-300), 0.0)
+
+
+def score_function_grad(
+    proposal: MixtureProposal,
+    psi: Tensor,
+    theta: Tensor,
+    losses: Tensor,
+    config: AVOConfig,
+) -> tuple[Tensor, dict[str, float]]:
+    r"""Score-function estimate of :math:`\nabla_\psi [U_g + \gamma H(q_\psi)]`.
+
+    :math:`\hat g = \frac{1}{M} \sum_m (L_m - b_m) \nabla_\psi \log q(\theta_m \mid \psi)`.
+    Baselines :math:`b_m` (all leave-one-out, hence unbiased): ``"none"`` (plain REINFORCE),
+    ``"mean"`` (mean loss of the other samples) and ``"optimal"``, the default: per
+    coordinate :math:`b_j = E[L s_j^2] / E[s_j^2]`, the constant minimising the variance of
+    each gradient coordinate (Peters and Schaal, 2008), which matters as :math:`q` narrows and
+    the scores of :math:`\log \sigma` grow. The entropy gradient is exact for the Gaussian and
+    a score-function estimate (:math:`-\gamma \log q` added to the loss) for mixtures.
+
+    Arguments:
+        proposal: The proposal family.
+        psi: Its parameters ``(P,)``.
+        theta: Samples ``(M, d)`` drawn from :math:`q(\cdot \mid \psi)`.
+        losses: Per-sample :math:`L_g` ``(M,)`` of their simulations.
+        config: The AVO configuration (``gamma``, ``baseline``).
+
+    Returns:
+        The gradient ``(P,)`` and diagnostics: the mean loss and the summed variance of the
+        gradient estimate.
+
+    References:
+        | Reinforcement Learning of Motor Skills with Policy Gradients (Peters and Schaal, 2008)
+        | https://doi.org/10.1016/j.neunet.2008.02.003
+        | Black Box Variational Inference (Ranganath et al., 2014) https://arxiv.org/abs/1401.0118
+    """
+    f = losses.detach().to(psi.dtype)
+    batch = psi.detach().expand(theta.shape[0], -1).clone().requires_grad_(True)
+    log_q = proposal.log_prob(theta, batch)
+    (scores,) = torch.autograd.grad(log_q.sum(), batch)
+    leaf = psi.detach().requires_grad_(True)
+    entropy = proposal.entropy(leaf)
+    if entropy is None and config.gamma > 0:
+        f = f - config.gamma * log_q.detach()
+    terms = (f.unsqueeze(-1) - _baseline(f, scores, config.baseline)) * scores
+    grad = terms.mean(0)
+    if entropy is not None and config.gamma > 0:
+        grad = grad + config.gamma * torch.autograd.grad(entropy, leaf)[0]
+    variance = terms.var(0).sum() / theta.shape[0]
+    return grad, {"generator_loss": float(losses.mean()), "grad_var": float(variance)}
+
+
+# training loop (shared with the reparameterized baseline) ---------------------------------
+
+
+class Draw(NamedTuple):
+    """Simulations from the proposal: ``psi`` (a leaf, with a graph to ``theta`` and ``x`` in
+    pathwise mode), ``theta`` ``(n, d)``, mixture ``component`` ``(n,)`` and the critic's input
+    ``x`` ``(n, features)`` (standardized)."""
+
+    psi: Tensor
+    theta: Tensor
+    component: Tensor
+    x: Tensor
+
+
+def _make_proposal(simulator, config: AVOConfig, generator: torch.Generator):
+    prior, d = simulator.prior, simulator.theta_dim
+    bounded = bool(torch.isfinite(prior.low).all() and torch.isfinite(prior.high).all())
+    if config.coordinates == "raw":
+        shift, scale = torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
+    elif bounded:
+        shift, scale = prior.low, prior.high - prior.low
+    else:
+        shift, scale = prior.mean().double(), prior.stddev().double()
+    kind = config.proposal
+    if kind == "auto":
+        kind = "mixture" if simulator.kind == "population" else "gaussian"
+    components = config.components if kind == "mixture" else 1
+    proposal = MixtureProposal(shift, scale, prior.low, prior.high, components)
+    mean = _vector(config.init_mean, "init_mean", d, prior.mean())
+    std = _vector(config.init_std, "init_std", d, prior.stddev())
+    outside = (mean < prior.low) | (mean > prior.high)
+    _check(not bool(outside.any()), "init_mean", "inside the prior support", config.init_mean)
+    return proposal, proposal.init_params(mean, std, generator)
+
+
+def _vector(value: tuple[float, ...] | None, field: str, d: int, default: Tensor) -> Tensor:
+    if value is None:
+        return default.double()
+    _check(len(value) in (1, d), field, f"a tuple of 1 or {d} numbers", value)
+    return torch.tensor(value, dtype=torch.float64).expand(d).clone()
+
+
+def _epochs(budget: int, config: AVOConfig, name: str) -> tuple[int, int, int]:
+    per_epoch = config.critic_pool or config.n_critic * config.critic_batch_size
+    per_epoch += 0 if config.reuse_simulations else config.batch_size
+    warmup = config.critic_pool or config.critic_warmup * config.critic_batch_size
+    warmup = warmup if config.critic_warmup > 0 else 0
+    if budget < warmup + per_epoch:
+        raise ValueError(
+            f"{name}: a budget of {budget} simulations is too small: the critic warm-up needs "
+            f"{warmup} and each epoch {per_epoch}; increase the budget to >= {warmup + per_epoch}"
+            " or lower critic_warmup, n_critic or critic_batch_size"
+        )
+    epochs = (budget - warmup) // per_epoch
+    return (epochs if config.epochs is None else min(epochs, config.epochs)), per_epoch, warmup
+
+
+def _nan_guard(name: str, epoch: int, **values: Tensor) -> None:
+    for what, value in values.items():
+        if not bool(torch.isfinite(value).all()):
+            raise FloatingPointError(f"{name}: NaN or inf in the {what} at iteration {epoch}")
+
+
+def train(simulator, x_obs, budget, config, generator, device, grad_fn, name, pathwise=False):
+    """The AVO loop with a pluggable proposal gradient; returns the method's Result.
+
+    ``grad_fn(proposal, draw, critic, config)`` returns ``(grad, diagnostics)`` for a
+    :class:`Draw` from the current proposal.
+    With ``pathwise`` the proposal draws keep their graph, so ``x`` is differentiable in
+    ``psi`` when the simulator is (the reparameterized baseline).
+    """
+    device = torch.device(device)
+    x_obs = torch.as_tensor(x_obs).to(device, torch.float32).flatten(1)
+    epochs, per_epoch, warmup = _epochs(budget, config, name)
+    proposal, psi = _make_proposal(simulator, config, generator)
+    psi = psi.to(device)
+    loc, scale = x_obs.mean(0), x_obs.std(0) if x_obs.shape[0] > 1 else x_obs.new_ones(1)
+    if not config.standardize_x:
+        loc, scale = torch.zeros_like(loc), torch.ones_like(loc)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    real_all = (x_obs - loc) / scale
+    critic = MLPCritic(real_all.shape[1], config.critic_hidden, generator, config.critic_slope)
+    critic_opt = FlatAdam(critic.params, config.critic_lr, config.critic_betas)
+    psi_opt = FlatAdam(psi, config.proposal_lr, config.proposal_betas)
+    m, pool = config.critic_batch_size, config.critic_pool
+
+    def simulate(n: int, keep_graph: bool) -> Draw:
+        with torch.set_grad_enabled(keep_graph):
+            leaf = psi.detach().requires_grad_(keep_graph)
+            theta, component = proposal.sample(leaf, n, generator)
+            x = simulator.simulate(theta.float(), generator)
+            return Draw(leaf, theta, component, (x.flatten(1) - loc) / scale)
+
+    def critic_steps(steps: int) -> tuple[Draw, Tensor]:
+        draw = simulate(pool or steps * m, pathwise and config.reuse_simulations)
+        idx = torch.randint(real_all.shape[0], (steps, m), generator=generator, device=device)
+        fake = draw.x.detach()
+        if pool is None:
+            fake = fake.view(steps, m, -1)
+        else:  # minibatches resampled from the epoch's pool of simulations
+            fake = fake[torch.randint(pool, (steps, m), generator=generator, device=device)]
+        stats = critic_epoch(
+            critic, critic_opt, fake, real_all[idx], config.critic_loss, config.penalty, generator
+        )
+        return draw, stats
+
+    if config.critic_warmup > 0:
+        critic_steps(config.critic_warmup)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        if config.reset_critic_optimizer:
+            critic_opt.reset()
+        draw, stats = critic_steps(config.n_critic)
+        with torch.no_grad():
+            n = draw.x.shape[0]
+            gap = critic(real_all[:n]).mean() - critic(draw.x.detach()).mean()
+        if not config.reuse_simulations:
+            draw = simulate(config.batch_size, pathwise)
+        grad, diagnostics = grad_fn(proposal, draw, critic, config)
+        _nan_guard(name, epoch, critic_loss=stats, critic=critic.params, gradient=grad)
+        psi_opt.step(grad)
+        _nan_guard(name, epoch, proposal=psi)
+        rows.append(_row(epoch, simulator, proposal, psi, stats, gap, diagnostics))
+        if epoch % max(1, epochs // 100) == 0 or epoch == epochs:
+            report_progress(epoch, epochs, critic_loss=rows[-1]["critic_loss"])
+    theta, _ = proposal.sample(psi, config.num_samples, generator)
+    history = pd.DataFrame(rows)
+    extras = _extras(config, (epochs, per_epoch, warmup), history, simulator)
+    return Result(theta.float(), simulator.num_simulations, history, extras)
+
+
+def _row(epoch, simulator, proposal, psi, stats, gap, diagnostics) -> dict[str, float]:
+    mean, std = proposal.summary(psi)
+    row = {
+        "iteration": epoch,
+        "num_simulations": simulator.num_simulations,
+        "critic_loss": float(stats[0]),
+        "critic_gap": float(gap),
+        **diagnostics,
+    }
+    for i, name in enumerate(simulator.parameter_names):
+        row[f"mean_{name}"], row[f"std_{name}"] = float(mean[i]), float(std[i])
+    return row
+
+
+def _extras(config, schedule, history, simulator) -> dict[str, object]:
+    extras: dict[str, object] = {
+        "epochs": schedule[0],
+        "simulations_per_epoch": schedule[1],
+        "warmup_simulations": schedule[2],
+        "final_critic_loss": float(history["critic_loss"].iloc[-1]),
+        "final_critic_gap": float(history["critic_gap"].iloc[-1]),
+    }
+    for name in simulator.parameter_names:
+        extras[f"final_mean_{name}"] = float(history[f"mean_{name}"].iloc[-1])
+        extras[f"final_std_{name}"] = float(history[f"std_{name}"].iloc[-1])
+    extras["config"] = repr(asdict(config))
+    return extras
+
+
+def _avo_grad(proposal: MixtureProposal, draw: Draw, critic: MLPCritic, config: AVOConfig):
+    with torch.no_grad():
+        losses = generator_loss(critic(draw.x), config.critic_loss)
+    return score_function_grad(proposal, draw.psi, draw.theta.detach(), losses, config)
+
+
+@register(
+    "avo",
+    config=AVOConfig,
+    description="Adversarial Variational Optimization: critic + score-function proposal updates",
+)
+def fit(simulator, x_obs, *, budget, config, generator, device) -> Result:
+    """Adversarial Variational Optimization (Louppe et al., 2019) of ``simulator`` to ``x_obs``.
+
+    Arguments:
+        simulator: A budget-counting simulator (never differentiated).
+        x_obs: Observed data ``(n_obs, *x_shape)``.
+        budget: Simulation budget; the number of epochs follows from it.
+        config: An :class:`AVOConfig`.
+        generator: The only randomness source, on ``device``.
+        device: Where the critic and proposal live.
+
+    Returns:
+        ``num_samples`` draws from the final proposal, the simulations used, a per-epoch
+        history (critic loss, critic gap :math:`-U_d`, proposal mean/std, gradient variance)
+        and the settings used in ``extras``.
+    """
+    return train(simulator, x_obs, budget, config, generator, device, _avo_grad, "avo")

@@ -1,0 +1,297 @@
+"""Tests of the AVO method: critic gradients, proposals, the score-function estimator, fit.
+
+References: autograd (double backward) for the hand-derived critic gradients, scipy's truncated
+normal for the proposal, closed-form Gaussian expectations for the gradient estimator, the
+analytic posteriors of the gaussian and poisson simulators for the fits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy import stats
+
+from avo_bench.methods import CountingSimulator, get_method
+from avo_bench.methods._critics import CRITIC_LOSSES, MLPCritic
+from avo_bench.methods._proposals import MixtureProposal
+from avo_bench.methods.avo import BASELINES, AVOConfig, score_function_grad
+from simulators import get_simulator
+from simulators.gaussian import Gaussian
+
+
+def _fit(name, simulator, budget, seed=0, **options):
+    method = get_method("avo")
+    g = torch.Generator().manual_seed(1000 + seed)
+    x_obs = simulator.observe(generator=g)
+    counting = CountingSimulator(simulator, budget)
+    result = method.fit(
+        counting,
+        x_obs,
+        budget=budget,
+        config=method.make_config(**options),
+        generator=torch.Generator().manual_seed(seed),
+        device="cpu",
+    )
+    return result, counting, x_obs
+
+
+# critic -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", CRITIC_LOSSES)
+@pytest.mark.parametrize("features, hidden", [(1, (10, 10)), (3, (16,)), (2, (8, 8, 8))])
+def test_critic_gradient_matches_autograd(loss, features, hidden):
+    g = torch.Generator().manual_seed(0)
+    critic = MLPCritic(features, hidden, g, slope=0.1)
+    fake = 2 * torch.randn(32, features, generator=g)
+    real = torch.randn(32, features, generator=g)
+    eps = torch.rand(32, 1, generator=g)
+    hat = real if loss == "bce-r1" else eps * real + (1 - eps) * fake
+    stats_, grad = critic.loss_and_grad(torch.cat([fake, real, hat]), loss, 0.7)
+    params = critic.params.clone().requires_grad_(True)
+    critic._bind(params)
+    reference = critic.loss(fake, real, hat, loss, 0.7)
+    (expected,) = torch.autograd.grad(reference, params)
+    assert torch.allclose(grad, expected, atol=1e-6, rtol=1e-4)
+    assert float(stats_[0]) == pytest.approx(float(reference.detach()), rel=1e-5, abs=1e-6)
+
+
+# proposals ----------------------------------------------------------------------------------
+
+
+def _weinberg_box():
+    low, high = torch.tensor([40.0, 0.5]), torch.tensor([50.0, 1.5])
+    return MixtureProposal(low, high - low, low, high, 1), low, high
+
+
+@pytest.mark.parametrize("mean, std", [((45.0, 1.0), (1.0, 0.1)), ((49.5, 0.6), (3.0, 0.4))])
+def test_truncated_gaussian_matches_scipy(mean, std):
+    q, low, high = _weinberg_box()
+    g = torch.Generator().manual_seed(0)
+    psi = q.init_params(torch.tensor(mean), torch.tensor(std), g)
+    theta, _ = q.sample(psi, 20000, g)
+    assert bool(((theta >= low) & (theta <= high)).all())
+    expected_logp = 0.0
+    expected_entropy = 0.0
+    for j in range(2):
+        a, b = (low[j] - mean[j]) / std[j], (high[j] - mean[j]) / std[j]
+        law = stats.truncnorm(float(a), float(b), loc=mean[j], scale=std[j])
+        assert stats.kstest(theta[:, j].numpy(), law.cdf).pvalue > 1e-3
+        expected_logp = expected_logp + law.logpdf(theta[:50, j].numpy())
+        expected_entropy += law.entropy()
+    assert torch.allclose(q.log_prob(theta[:50], psi), torch.as_tensor(expected_logp))
+    assert float(q.entropy(psi)) == pytest.approx(float(expected_entropy), rel=1e-6)
+
+
+def test_sampling_far_outside_the_box_stays_exact():
+    # torch's ndtr underflows below -8 sigma; the sampler works in log space.
+    q, _, _ = _weinberg_box()
+    psi = torch.tensor([1.84, 0.5, math.log(0.08), math.log(0.1)], dtype=torch.float64)
+    theta, _ = q.sample(psi, 20000, torch.Generator().manual_seed(0))
+    u = (theta[:, 0] - 40) / 10
+    law = stats.truncnorm((0 - 1.84) / 0.08, (1 - 1.84) / 0.08, loc=1.84, scale=0.08)
+    assert stats.kstest(u.numpy(), law.cdf).pvalue > 1e-3
+
+
+def test_mixture_density_integrates_to_one():
+    q = MixtureProposal(
+        torch.zeros(1), torch.ones(1), torch.tensor([-2.0]), torch.tensor([5.0]), 4
+    )
+    g = torch.Generator().manual_seed(0)
+    psi = q.init_params(torch.tensor([1.0]), torch.tensor([2.0]), g)
+    psi[-4:] = torch.tensor([0.3, -1.0, 0.5, 0.0], dtype=torch.float64)
+    grid = torch.linspace(-2, 5, 20001, dtype=torch.float64).unsqueeze(-1)
+    density = q.log_prob(grid, psi).exp()
+    assert float(torch.trapezoid(density, grid.squeeze(-1))) == pytest.approx(1.0, abs=1e-4)
+    theta, component = q.sample(psi, 40000, g)
+    weights = torch.softmax(psi[-4:], 0)
+    counts = torch.bincount(component, minlength=4) / 40000
+    assert torch.allclose(counts.double(), weights, atol=0.01)
+    assert bool(((theta >= -2) & (theta <= 5)).all())
+
+
+# score-function gradient ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("baseline", BASELINES)
+def test_score_function_gradient_is_unbiased(baseline):
+    # f(theta) = theta^2 under N(mu, sigma^2): d/dmu E f = 2 mu, d/dlog(sigma) E f = 2 sigma^2.
+    mu, sigma = 0.7, 0.5
+    q = MixtureProposal(
+        torch.zeros(1), torch.ones(1), torch.tensor([-math.inf]), torch.tensor([math.inf]), 1
+    )
+    psi = torch.tensor([mu, math.log(sigma)], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    config = AVOConfig(baseline=baseline)
+    grads = []
+    for _ in range(400):
+        theta, _ = q.sample(psi, 64, g)
+        grad, _ = score_function_grad(q, psi, theta, theta[:, 0] ** 2, config)
+        grads.append(grad)
+    grads = torch.stack(grads)
+    error = grads.std(0) / math.sqrt(grads.shape[0])
+    expected = torch.tensor([2 * mu, 2 * sigma**2], dtype=torch.float64)
+    assert bool(((grads.mean(0) - expected).abs() < 4 * error).all())
+
+
+def test_baselines_reduce_gradient_variance():
+    q = MixtureProposal(
+        torch.zeros(1), torch.ones(1), torch.tensor([-math.inf]), torch.tensor([math.inf]), 1
+    )
+    psi = torch.tensor([3.0, math.log(0.2)], dtype=torch.float64)
+    variance = {}
+    for baseline in BASELINES:
+        g = torch.Generator().manual_seed(0)
+        grads = []
+        for _ in range(200):
+            theta, _ = q.sample(psi, 32, g)
+            grads.append(
+                score_function_grad(q, psi, theta, theta[:, 0], AVOConfig(baseline=baseline))[0]
+            )
+        variance[baseline] = float(torch.stack(grads).var(0).sum())
+    assert variance["optimal"] < variance["none"] / 10
+    assert variance["mean"] < variance["none"] / 10
+
+
+def test_entropy_term_concentrates_the_proposal():
+    # With a constant loss only the entropy acts: the gradient of +gamma H on log(sigma) is
+    # +gamma, so descent shrinks sigma (the paper's sign).
+    q = MixtureProposal(
+        torch.zeros(2), torch.ones(2), torch.full((2,), -math.inf), torch.full((2,), math.inf), 1
+    )
+    psi = torch.tensor([0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    theta, _ = q.sample(psi, 16, torch.Generator().manual_seed(0))
+    grad, _ = score_function_grad(q, psi, theta, torch.zeros(16), AVOConfig(gamma=5.0))
+    assert torch.allclose(grad, torch.tensor([0.0, 0.0, 5.0, 5.0], dtype=torch.float64))
+
+
+# config and fit -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("gamma", -1.0),
+        ("penalty", -0.1),
+        ("n_critic", 0),
+        ("batch_size", 1),
+        ("critic_loss", "hinge"),
+        ("baseline", "median"),
+        ("proposal", "flow"),
+        ("critic_batch_size", 1),
+        ("init_std", (0.0,)),
+        ("critic_betas", (0.9, 1.0)),
+    ],
+)
+def test_invalid_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=f"avo: {field} must be"):
+        AVOConfig(**{field: value})
+
+
+def test_budget_counts_every_simulation():
+    sim = get_simulator("gaussian", n_obs=200)
+    options = dict(
+        reuse_simulations=False,
+        critic_pool=None,
+        n_critic=3,
+        critic_batch_size=8,
+        batch_size=16,
+        critic_warmup=2,
+    )
+    result, counting, _ = _fit("avo", sim, 1000, **options)
+    per_epoch, warmup = 3 * 8 + 16, 2 * 8
+    epochs = (1000 - warmup) // per_epoch
+    assert result.num_simulations == counting.num_simulations == warmup + epochs * per_epoch
+    assert len(result.history) == result.extras["epochs"] == epochs
+    assert result.history["num_simulations"].iloc[-1] == result.num_simulations
+    with pytest.raises(ValueError, match="budget of 20 simulations is too small"):
+        _fit("avo", sim, 20, **options)
+
+
+def test_same_seed_same_result():
+    sim = get_simulator("gaussian", n_obs=200)
+    a, _, _ = _fit("avo", sim, 2000, seed=3)
+    b, _, _ = _fit("avo", sim, 2000, seed=3)
+    c, _, _ = _fit("avo", sim, 2000, seed=4)
+    assert torch.equal(a.theta, b.theta)
+    assert a.history.equals(b.history)
+    assert not torch.equal(a.theta, c.theta)
+
+
+class _Broken(Gaussian):
+    def _simulate(self, theta, generator):
+        return torch.full_like(theta, math.nan)
+
+
+def test_nan_stops_the_fit_with_the_iteration():
+    sim = _Broken(n_obs=100)
+    sim.name = "broken"
+    with pytest.raises(FloatingPointError, match=r"avo: NaN or inf in the .* at iteration 1"):
+        _fit("avo", sim, 2000)
+
+
+@pytest.mark.parametrize("critic_loss", CRITIC_LOSSES)
+def test_gaussian_moves_toward_the_posterior_mean(critic_loss):
+    sim = get_simulator("gaussian", n_obs=500)
+    result, _, x_obs = _fit("avo", sim, 10_000, critic_loss=critic_loss)
+    target = sim.posterior(x_obs).mean().float()
+    assert float((result.theta.mean(0) - target).norm()) < 0.35  # from 0.71 at the prior
+    assert result.theta.shape == (1000, 2)
+    columns = {"iteration", "critic_loss", "critic_gap", "grad_var", "mean_theta1", "std_theta2"}
+    assert columns <= set(result.history.columns)
+
+
+def test_rosenbrock_mixture_improves_the_predictive():
+    sim = get_simulator("rosenbrock", n_obs=1000)
+    result, _, x_obs = _fit("avo", sim, 10_000)
+    assert result.extras["config"].count("'proposal': 'auto'") == 1
+    g = torch.Generator().manual_seed(7)
+    fitted = sim.simulate(result.theta, g).squeeze(-1).numpy()
+    prior = sim.simulate(sim.prior.sample((1000,), generator=g), g).squeeze(-1).numpy()
+    observed = x_obs.squeeze(-1).numpy()
+    w_fit = stats.wasserstein_distance(fitted, observed)
+    w_prior = stats.wasserstein_distance(prior, observed)
+    assert w_fit < w_prior / 2
+
+
+# paper reproductions (slow) ------------------------------------------------------------------
+
+POISSON_PAPER = dict(
+    coordinates="raw",
+    init_mean=(math.log(5.0),),
+    init_std=(1.0,),
+    penalty=0.025,
+    batch_size=64,
+    critic_batch_size=32,
+    n_critic=100,
+    critic_pool=None,
+    critic_warmup=100,
+    reuse_simulations=False,
+    standardize_x=False,
+    critic_lr=0.01,
+    critic_betas=(0.5, 0.5),
+    proposal_lr=0.01,
+    proposal_betas=(0.5, 0.5),
+    epochs=300,
+)
+
+
+@pytest.mark.slow
+def test_poisson_paper_settings():
+    sim = get_simulator("poisson")
+    std = {}
+    for gamma in (0.0, 5.0):
+        result, _, _ = _fit("avo", sim, 1_100_000, gamma=gamma, **POISSON_PAPER)
+        assert result.extras["final_mean_log_rate"] == pytest.approx(math.log(7.0), abs=0.1)
+        std[gamma] = result.extras["final_std_log_rate"]
+    assert std[5.0] < std[0.0]
+
+
+@pytest.mark.slow
+def test_gaussian_converges_with_a_large_budget():
+    sim = get_simulator("gaussian", n_obs=1000)
+    result, _, x_obs = _fit("avo", sim, 100_000, seed=1)
+    target = sim.posterior(x_obs).mean().float()
+    assert float((result.theta.mean(0) - target).norm()) < 0.15
