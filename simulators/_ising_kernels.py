@@ -5,10 +5,14 @@ Two interchangeable kernels run ``sweeps`` Metropolis sweeps of a batch of indep
 :math:`h` (``J = 1``, :math:`E = -\sum_{\langle ij \rangle} s_i s_j - h \sum_i s_i`):
 
 - :func:`torch_sweeps`: pure torch on any device; randomness from the ``torch.Generator``.
-- :func:`numba_sweeps`: a compiled CPU kernel (numba) with the chain index innermost
-  (lattice stored ``(L, L, n)`` as ``int8``) so that each site update is one SIMD loop over the
-  chains. Its uniforms come from the counter-based SplitMix64 hash of (per-chain key, site,
-  sweep); the keys are drawn from the ``torch.Generator``, so a seed fixes the output.
+- :func:`numba_sweeps`: compiled CPU kernels (numba). Without a field, multi-spin coding:
+  bit c of a ``uint64`` word is the spin of chain 64 w + c at one site, a word's 64 updates
+  are a dozen bit operations, and the acceptance bits are Bernoulli(p_c) bits built by
+  comparing random words with the binary digits of each chain's p_c (xoshiro256++ stream).
+  With a field, ``int8`` spins stored ``(L, L, n)`` so that each site update is one SIMD loop
+  over the chains, with uniforms from the SplitMix64 hash of (per-chain key, site, sweep).
+  All seeds are drawn from the ``torch.Generator``, so a seed fixes the output. Both
+  vectorize over chains: batches of fewer than ~64 chains run far below peak speed.
 
 A sweep updates the two sublattices in turn (every site of one colour has its four neighbours
 in the other colour, so the update of a colour is exact parallel Metropolis). Between sweeps
@@ -20,6 +24,12 @@ temperature. Without a field it is drawn once, at the end, with probability 1/2.
 References:
     Metropolis, Rosenbluth, Rosenbluth, Teller, Teller, "Equation of state calculations by
     fast computing machines", J. Chem. Phys. 21, 1087 (1953).
+
+    Jacobs, Rebbi, "Multi-spin coding: a very efficient technique for Monte Carlo
+    simulations of spin systems", J. Comput. Phys. 41, 203 (1981).
+
+    Blackman, Vigna, "Scrambled linear pseudorandom number generators" (xoshiro256++),
+    ACM Trans. Math. Softw. 47 (2021), https://arxiv.org/abs/1805.01407
 
     Steele, Lea, Flood, "Fast splittable pseudorandom number generators" (SplitMix64),
     OOPSLA 2014, https://doi.org/10.1145/2660193.2660195
@@ -105,14 +115,7 @@ def torch_sweeps(
     return spins
 
 
-# numba kernel ------------------------------------------------------------------------------
-
-# SplitMix64 constants (Steele et al. 2014); unsigned so numba keeps uint64 arithmetic.
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
-_UNIT = 1.0 / 9007199254740992.0  # 2**-53: 53 random bits -> a float64 in [0, 1)
+# numba kernels ----------------------------------------------------------------------------
 
 
 def _jit(**kw):
@@ -121,33 +124,98 @@ def _jit(**kw):
     return numba.njit(cache=True, boundscheck=False, **kw)
 
 
-@_jit(inline="always")
-def _uniform(key, counter):
-    z = key + counter
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    z = z ^ (z >> _S31)
-    return np.float64(np.int64(z >> _S11)) * _UNIT
+_DIGITS = 32  # binary digits of the acceptance probabilities: bias below 2**-32
+_ZERO = np.uint64(0)
+_R23, _R41, _R17, _R45, _R19 = (np.uint64(v) for v in (23, 41, 17, 45, 19))
 
 
 @_jit(inline="always")
-def _update_site(cur, left, right, up, down, w2, w4, keys, counter):
-    # No field: accept always when s * (neighbour sum) <= 0, else with exp(-2 beta k).
-    for c in range(cur.shape[0]):
-        r = _uniform(keys[c], counter)
-        s = cur[c]
-        k = s * (left[c] + right[c] + up[c] + down[c])
-        a = w4[c] if k == 4 else w2[c]
-        a = 1.0 if k <= 0 else a
-        cur[c] = s - 2 * s * (r < a)
+def _xoshiro(s0, s1, s2, s3):
+    # xoshiro256++ (Blackman & Vigna): 64 random bits and the next state.
+    t = s0 + s3
+    out = ((t << _R23) | (t >> _R41)) + s0
+    t = s1 << _R17
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    return out, s0, s1, s2, (s3 << _R45) | (s3 >> _R19)
 
 
 @_jit(inline="always")
-def _update_site_field(cur, left, right, up, down, w, keys, counter):
-    # Acceptance exp(-2 beta (k + s h)) = exp(-2 beta k) * f_s, by selects (no gather).
+def _bernoulli(planes, w, one, none, s0, s1, s2, s3):
+    # Bit c is 1 with probability p_c (if bit c of ``one``) or p_c^2 (if of ``none``): compare
+    # a uniform's binary digits with those of the probability (``planes[i, j]`` holds digit j
+    # of p (i = 0) and p^2 (i = 1) for the 64 chains of word w), most significant first, until
+    # every needed bit is decided. Digits come two at a time to spare branch mispredictions.
+    result, undecided, j = _ZERO, one | none, 0
+    while undecided != _ZERO and j < _DIGITS:
+        for _ in range(2):
+            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            p = (planes[0, j, w] & one) | (planes[1, j, w] & none)
+            result |= undecided & p & ~r
+            undecided &= ~(r ^ p)
+            j += 1
+    return result, s0, s1, s2, s3
+
+
+@_jit()
+def _msc_run(spins, planes, state, sweeps):
+    # Multi-spin coding: bit c of spins[y, x, w] is the spin of chain 64 w + c (1 = up). With
+    # d neighbours disagreeing, k = s * (neighbour sum) = 4 - 2d: flip when d >= 2, with
+    # probability p = exp(-4 beta) when d = 1 and p^2 when d = 0.
+    size, words = spins.shape[0], spins.shape[2]
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for _ in range(sweeps):
+        for colour in range(2):
+            for y in range(size):
+                up, row, down = spins[(y - 1) % size], spins[y], spins[(y + 1) % size]
+                for x in range(colour ^ (y & 1), size, 2):
+                    cur, left, right = row[x], row[(x - 1) % size], row[(x + 1) % size]
+                    u, d = up[x], down[x]
+                    for w in range(words):
+                        s = cur[w]
+                        d1, d2, d3, d4 = s ^ left[w], s ^ right[w], s ^ u[w], s ^ d[w]
+                        sum12, carry12, sum34, carry34 = d1 ^ d2, d1 & d2, d3 ^ d4, d3 & d4
+                        two = carry12 | carry34 | (sum12 & sum34)
+                        none = ~(sum12 | sum34 | carry12 | carry34)
+                        one = ~(two | none)
+                        b, s0, s1, s2, s3 = _bernoulli(planes, w, one, none, s0, s1, s2, s3)
+                        cur[w] = s ^ two ^ b
+
+
+def _bit_planes(p: np.ndarray, words: int) -> np.ndarray:
+    """Binary digits of ``p`` (n,) in [0, 1) as ``(_DIGITS, words)`` words, chain c at bit c % 64."""
+    fixed = np.zeros(words * 64, dtype=np.uint64)
+    fixed[: p.shape[0]] = np.floor(p * 2.0**_DIGITS).astype(np.uint64)
+    shifts = np.arange(_DIGITS - 1, -1, -1, dtype=np.uint64)[:, None]
+    digits = ((fixed[None, :] >> shifts) & np.uint64(1)).reshape(_DIGITS, words, 64)
+    return np.bitwise_or.reduce(digits << np.arange(64, dtype=np.uint64), axis=2)
+
+
+def _msc_chains(beta, size, sweeps, state, start) -> np.ndarray:
+    n = beta.shape[0]
+    words = -(-n // 64)
+    up = np.ones((size, size, words * 64), dtype=np.uint8)
+    if start is not None:
+        up[..., :n] = start > 0
+    spins = np.packbits(up, axis=-1, bitorder="little").view(np.uint64)
+    p = np.exp(-4.0 * beta)
+    planes = np.stack([_bit_planes(p, words), _bit_planes(p * p, words)])
+    _msc_run(spins, planes, state, sweeps)
+    bits = np.unpackbits(spins.view(np.uint8), axis=-1, bitorder="little")[..., :n]
+    return 2 * bits.astype(np.int8) - 1
+
+
+@_jit(inline="always")
+def _update_site(cur, left, right, up, down, w, state, counter):
+    # Field: accept with exp(-2 beta (k + s h)) = exp(-2 beta k) * f_s, by selects (no gather)
+    # so that the loop over chains vectorizes; uniforms from the SplitMix64 hash of
+    # (per-chain key, counter) (Steele, Lea, Flood 2014).
     w2, w4, iw2, iw4, fp, fm = w[0], w[1], w[2], w[3], w[4], w[5]
     for c in range(cur.shape[0]):
-        r = _uniform(keys[c], counter)
+        r = _uniform(state[c], counter)
         s = cur[c]
         k = s * (left[c] + right[c] + up[c] + down[c])
         a = w4[c] if k == 4 else w2[c]
@@ -158,65 +226,58 @@ def _update_site_field(cur, left, right, up, down, w, keys, counter):
         cur[c] = s - 2 * s * (r < a * f)
 
 
-@_jit()
-def _sweep(spins, w, keys, sweep, field):
-    size = spins.shape[0]
-    for colour in range(2):
-        for y in range(size):
-            up, row, down = spins[(y - 1) % size], spins[y], spins[(y + 1) % size]
-            for x in range(colour ^ (y & 1), size, 2):
-                counter = np.uint64((sweep * size + y) * size + x) * _GAMMA
-                left, right = row[(x - 1) % size], row[(x + 1) % size]
-                if field:
-                    _update_site_field(row[x], left, right, up[x], down[x], w, keys, counter)
-                else:
-                    _update_site(row[x], left, right, up[x], down[x], w[0], w[1], keys, counter)
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31 = (np.uint64(v) for v in (11, 27, 30, 31))
+
+
+@_jit(inline="always")
+def _uniform(key, counter):
+    z = key + counter
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return np.float64(np.int64(z >> _S11)) * (1.0 / 9007199254740992.0)  # 53 bits
 
 
 @_jit()
-def _flip_orientation(spins, w, orient, keys, counter, field):
-    # Heat-bath global flip, tracked as an orientation: stored spins stay, the field and the
-    # final sign flip (w[4] and w[5], the field factors of s = +1 and -1, swap).
-    n = spins.shape[2]
-    total = np.zeros(n, dtype=np.int64)
-    if field:
-        for y in range(spins.shape[0]):
-            for x in range(spins.shape[1]):
-                site = spins[y, x]
-                for c in range(n):
-                    total[c] += site[c]
-    for c in range(n):
-        p_flip = 1.0 / (1.0 + np.exp(2.0 * w[6, c] * w[7, c] * orient[c] * total[c]))
-        if _uniform(keys[c], counter) < p_flip:
-            orient[c] = -orient[c]
-            w[4, c], w[5, c] = w[5, c], w[4, c]
-
-
-@_jit()
-def _run(spins, w, keys, orient, sweeps, field):
-    size = spins.shape[0]
+def _field_run(spins, w, keys, orient, sweeps):
+    # Chains innermost: spins[y, x] is a vector over chains. After each sweep a heat-bath
+    # global flip, tracked as an orientation: the stored spins stay, the field factors swap.
+    size, n = spins.shape[0], spins.shape[2]
     for sweep in range(sweeps):
-        _sweep(spins, w, keys, sweep, field)
-        if field:
-            counter = np.uint64(sweeps * size * size + sweep) * _GAMMA
-            _flip_orientation(spins, w, orient, keys, counter, True)
-    if not field:
-        counter = np.uint64(sweeps * size * size + sweeps) * _GAMMA
-        _flip_orientation(spins, w, orient, keys, counter, False)
+        for colour in range(2):
+            for y in range(size):
+                up, row, down = spins[(y - 1) % size], spins[y], spins[(y + 1) % size]
+                for x in range(colour ^ (y & 1), size, 2):
+                    counter = np.uint64((sweep * size + y) * size + x) * _GAMMA
+                    left, right = row[(x - 1) % size], row[(x + 1) % size]
+                    _update_site(row[x], left, right, up[x], down[x], w, keys, counter)
+        total = np.zeros(n, dtype=np.int64)
+        for y in range(size):
+            for x in range(size):
+                total += spins[y, x]
+        counter = np.uint64(sweeps * size * size + sweep) * _GAMMA
+        for c in range(n):
+            p_flip = 1.0 / (1.0 + np.exp(2.0 * w[6, c] * w[7, c] * orient[c] * total[c]))
+            if _uniform(keys[c], counter) < p_flip:
+                orient[c] = -orient[c]
+                w[4, c], w[5, c] = w[5, c], w[4, c]
 
 
-def _weights(beta: np.ndarray, h: np.ndarray) -> np.ndarray:
-    rows = [
-        np.exp(-4 * beta),
-        np.exp(-8 * beta),
-        np.exp(4 * beta),
-        np.exp(8 * beta),
-        np.exp(-2 * beta * h),
-        np.exp(2 * beta * h),
-        beta,
-        h,
-    ]
-    return np.ascontiguousarray(np.stack(rows), dtype=np.float64)
+def _field_chains(beta, h, size, sweeps, generator, start) -> np.ndarray:
+    n = beta.shape[0]
+    rows = [-4 * beta, -8 * beta, 4 * beta, 8 * beta, -2 * beta * h, 2 * beta * h]
+    w = np.concatenate([np.exp(np.stack(rows)), np.stack([beta, h])]).astype(np.float64)
+    spins = np.ones((size, size, n), dtype=np.int8) if start is None else start.copy()
+    orient = np.ones(n, dtype=np.int8)
+    _field_run(spins, w, _random_words(n, generator), orient, sweeps)
+    return spins * orient
+
+
+def _random_words(n: int, generator: torch.Generator | None) -> np.ndarray:
+    words = torch.randint(-(2**63), 2**63 - 1, (n,), generator=generator, dtype=torch.int64)
+    return words.numpy().view(np.uint64)
 
 
 def numba_sweeps(
@@ -229,12 +290,16 @@ def numba_sweeps(
 ) -> Tensor:
     """The same Markov chain as :func:`torch_sweeps`, compiled for the CPU with numba.
 
+    Without a field, multi-spin coding: 64 chains per ``uint64`` word, each word's update a
+    few bit operations, uniforms from one xoshiro256++ stream. With a field, one ``int8`` per
+    spin and SIMD over the chains. Seeds come from ``generator``.
+
     Arguments:
         beta: Inverse temperatures, shape ``(n,)``, on the CPU.
         h: Fields, shape ``(n,)``.
         size: Lattice side :math:`L` (even).
         sweeps: Number of sweeps.
-        generator: Draws the per-chain 64-bit keys of the counter-based uniforms.
+        generator: Seeds the kernels' generators (and draws the global flips).
         initial: Start from these spins ``(n, L, L)`` instead of all up (to continue a chain).
 
     Returns:
@@ -242,14 +307,16 @@ def numba_sweeps(
     """
     if numba is None:
         raise RuntimeError("the numba kernel needs the numba package (pip install numba)")
-    n = beta.shape[0]
-    keys = torch.randint(-(2**63), 2**63 - 1, (n,), generator=generator, dtype=torch.int64)
-    keys = keys.numpy().view(np.uint64)
-    b, f = beta.detach().double().numpy(), h.detach().double().numpy()
-    spins = np.ones((size, size, n), dtype=np.int8)
-    if initial is not None:
-        spins[...] = initial.detach().cpu().permute(1, 2, 0).numpy()
-    orient = np.ones(n, dtype=np.int8)
-    _run(spins, _weights(b, f), keys, orient, sweeps, bool((f != 0).any()))
-    lattice = torch.from_numpy(spins * orient).permute(2, 0, 1)
+    b, f = beta.detach().double().cpu().numpy(), h.detach().double().cpu().numpy()
+    start = None if initial is None else initial.detach().cpu().permute(1, 2, 0).numpy()
+    start = None if start is None else start.astype(np.int8)
+    if (f != 0).any():
+        spins = _field_chains(b, f, size, sweeps, generator, start)
+    else:
+        state = _random_words(4, generator)
+        state[0] |= np.uint64(1)  # xoshiro's state must not be all zero
+        spins = _msc_chains(b, size, sweeps, state, start)
+        signs = torch.randint(0, 2, (b.shape[0],), generator=generator).numpy()
+        spins = spins * (2 * signs - 1).astype(np.int8)  # the global flip, probability 1/2
+    lattice = torch.from_numpy(spins).permute(2, 0, 1)
     return lattice.to(beta.dtype).contiguous()
