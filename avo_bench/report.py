@@ -18,7 +18,7 @@ import pandas as pd
 
 from .results import KEY, atomic_write, load_results, read_artifacts
 
-__all__ = ["summary", "write_report"]
+__all__ = ["cost", "summary", "write_report"]
 
 
 def _mean_sd(values: pd.Series, statuses: pd.Series) -> str:
@@ -39,6 +39,14 @@ def summary(rows: pd.DataFrame, space: str, metric: str, budget: int) -> pd.Data
     floors = part.groupby("simulator")["floor"].mean()
     table.loc["*floor*"] = [f"{floors.get(s, math.nan):.3g}" for s in table.columns]
     return table
+
+
+def cost(rows: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Methods × simulators table of mean fit wall time and simulations used (ok cells)."""
+    cells = rows[(rows.budget == budget) & (rows.status == "ok")].drop_duplicates(KEY[:4])
+    means = cells.groupby(["method", "simulator"])[["wall_time_s", "num_simulations"]].mean()
+    text = means.apply(lambda r: f"{r.wall_time_s:.3g} s / {r.num_simulations:.0f} sims", axis=1)
+    return text.unstack("simulator").fillna("")
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -112,7 +120,7 @@ def _plot_cell(run_dir: Path, key: tuple, path: Path) -> bool:
     arrays, history = read_artifacts(run_dir, key)
     if "theta" not in arrays:
         return False
-    curves = [c for c in history.columns if c not in ("step", "iteration")
+    curves = [c for c in history.columns if c not in ("step", "iteration", "num_simulations")
               and pd.api.types.is_numeric_dtype(history[c])][:4]  # fmt: skip
     theta, names = arrays["theta"], [str(n) for n in arrays["parameter_names"]]
     d, k = min(theta.shape[1], 4), min(arrays["x_obs"].shape[1], 4)
@@ -187,6 +195,9 @@ def write_report(run_dir: str | Path) -> Path:
             direction = rows[(rows.metric == metric)].direction.iloc[0] or "?"
             lines += [f"## {space} {metric} (budget {budget}, {direction} is better)", ""]
             lines += [_markdown(summary(rows, space, metric, budget)), ""]
+        if len(cost(rows, budget)):
+            lines += [f"## cost (budget {budget}): fit wall time / simulations used", ""]
+            lines += [_markdown(cost(rows, budget)), ""]
     lines += ["## Cells not ok", "", _problems(rows), ""]
     names = _plots(run_dir, rows)
     lines += ["## Plots", ""] + [f"![{n}](plots/{n})" for n in names]

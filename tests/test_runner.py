@@ -262,3 +262,41 @@ def test_executors_give_the_same_table(tmp_path, executor):
     parallel = avo_bench.run(**kwargs, out=tmp_path / executor, jobs=2, executor=executor)
     pd.testing.assert_frame_equal(stable(inline), stable(parallel))
     assert math.isfinite(parallel.wall_time_s.sum())
+
+
+def chatty(simulator, x_obs, *, budget, config, generator, device):
+    """Reports per-iteration progress like a long fit does."""
+    from avo_bench.progress import report_progress
+
+    for step in range(1, 4):
+        report_progress(step, 3, loss=1.0 / step)
+    return Result(simulator.prior.sample((10,), generator=generator), 0)
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(METHODS, "chatty", Method("chatty", chatty, PriorConfig))
+    kwargs = dict(
+        simulators=["gaussian"], methods=["chatty", "prior"], preset="tiny", report=False
+    )
+    avo_bench.run(**kwargs, out=tmp_path / "a", quiet=False)
+    assert capsys.readouterr().err == ""  # not a TTY: silent
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    avo_bench.run(**kwargs, out=tmp_path / "b", quiet=False)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "loss=0.3333" in err and "gaussian/prior" in err
+    avo_bench.run(**kwargs, out=tmp_path / "c", quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.slow
+def test_default_grid_every_registered_method(tmp_path):
+    rows = avo_bench.run(preset="tiny", out=tmp_path, report=False)
+    budget = PRESETS["tiny"].budgets[0]
+    expected = set(itertools.product(sorted(SIMULATORS), sorted(METHODS), [0], [budget]))
+    assert set(map(tuple, rows[CELL].drop_duplicates().values.tolist())) == expected
+    assert list(rows.columns) == COLUMNS
+    cells = rows.drop_duplicates(CELL)
+    assert (cells.status != "error").all(), cells[cells.status == "error"].message.tolist()
+    assert (cells.num_simulations <= cells.budget).all()
+    ok = rows[rows.status == "ok"]
+    assert np.isfinite(ok.value).all()
