@@ -300,3 +300,16 @@ def test_default_grid_every_registered_method(tmp_path):
     assert (cells.num_simulations <= cells.budget).all()
     ok = rows[rows.status == "ok"]
     assert np.isfinite(ok.value).all()
+
+
+@pytest.mark.slow
+def test_dask_scheduler_address(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    kwargs = dict(simulators=["poisson"], methods=["prior"], seeds=2, preset="tiny", report=False)
+    inline = avo_bench.run(**kwargs, out=tmp_path / "inline")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        remote = avo_bench.run(
+            **kwargs, out=tmp_path / "remote", scheduler=cluster.scheduler_address
+        )
+    pd.testing.assert_frame_equal(stable(inline), stable(remote))
