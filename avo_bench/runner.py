@@ -74,6 +74,8 @@ def _locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise ResultsError(f"another run is writing to {run_dir}") from None
+        for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("cells/.*.tmp")]:  # killed writers
+            stale.unlink()
         yield
 
 

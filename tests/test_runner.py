@@ -249,6 +249,7 @@ def test_resume_after_sigkill_gives_the_same_table(tmp_path):
     resumed = load_results(out)
     straight = avo_bench.run(**grid, out=tmp_path / "straight")
     assert len(resumed[CELL].drop_duplicates()) == 12
+    assert not list(out.glob("**/.*.tmp"))
     pd.testing.assert_frame_equal(stable(resumed), stable(straight))
 
 
@@ -313,3 +314,13 @@ def test_dask_scheduler_address(tmp_path):
             **kwargs, out=tmp_path / "remote", scheduler=cluster.scheduler_address
         )
     pd.testing.assert_frame_equal(stable(inline), stable(remote))
+
+
+def test_one_writer_per_directory(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ResultsError, match="another run is writing to"):
+            avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
+    avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
