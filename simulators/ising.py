@@ -14,7 +14,8 @@ which grows like :math:`L^{z}`, :math:`z \approx 2.17`, at :math:`T_c = 2 / \ln(
 \approx 2.269` (critical slowing down): ``scripts/ising_autocorrelation.py`` measures it. The
 default ``size=16, sweeps=250`` is 25 integrated autocorrelation times of :math:`|m|` at
 :math:`T_c` (10 sweeps; 40 at :math:`L = 32`, where ``sweeps`` must grow to ~1000) and
-simulates 1000 chains in ~0.15 s on one CPU core (numba kernel); larger lattices give sharper
+simulates 1000 chains in ~0.07 s on one CPU core (multi-spin-coded numba kernel, ~1e9 spin
+updates/s; 0.3 s with a field; ~3 s with the torch kernel on CPU); larger lattices give sharper
 statistics but cost :math:`L^{2+z}` per chain.
 
 Observation: by default the summary ``x = (e, |m|)``, the coupling energy per spin
@@ -53,8 +54,11 @@ from ._ising_kernels import HAS_NUMBA, numba_sweeps, torch_sweeps
 
 __all__ = [
     "CRITICAL_TEMPERATURE",
+    "GridPosterior",
     "Ising",
     "exact_moments",
+    "kaufman_energy",
+    "kaufman_log_partition",
     "lattice_statistics",
     "onsager_energy",
     "onsager_magnetization",
@@ -90,6 +94,50 @@ def onsager_magnetization(temperature: float) -> float:
     return (1.0 - math.sinh(2.0 / temperature) ** -4) ** 0.125
 
 
+def _log_2cosh(a: Tensor) -> Tensor:
+    return a.abs() + torch.log1p(torch.exp(-2 * a.abs()))
+
+
+def _log_2sinh_abs(a: Tensor) -> Tensor:
+    return a.abs() + torch.log1p(-torch.exp(-2 * a.abs()))
+
+
+def kaufman_log_partition(size: int, temperature: float | Tensor) -> Tensor:
+    r"""Exact :math:`\ln Z` of the periodic :math:`L \times L` lattice at :math:`h = 0` (Kaufman 1949).
+
+    .. math:: Z = \tfrac12 (2 \sinh 2K)^{L^2/2} \sum_{i=1}^4 Z_i, \quad
+              Z_{1,2} = \prod_{r=0}^{L-1} 2 \{\cosh, \sinh\}(L \gamma_{2r+1} / 2),
+
+    :math:`Z_{3,4}` the same with :math:`\gamma_{2r}`, :math:`\cosh \gamma_k = \cosh 2K \coth 2K
+    - \cos(\pi k / L)` and :math:`\gamma_0 = 2K + \ln \tanh K` (Beale, PRL 76, 78 (1996)).
+    ``temperature`` of any shape; returns float64 of that shape.
+    """
+    coupling = 1.0 / torch.as_tensor(temperature, dtype=torch.float64)[..., None]
+    k = torch.arange(2 * size, dtype=torch.float64)
+    c = torch.cosh(2 * coupling) / torch.tanh(2 * coupling) - torch.cos(math.pi * k / size)
+    gamma = torch.cat(
+        [2 * coupling + torch.log(torch.tanh(coupling)), torch.acosh(c[..., 1:])], -1
+    )
+    odd, even = size * gamma[..., 1::2] / 2, size * gamma[..., 0::2] / 2
+    terms = torch.stack(
+        [_log_2cosh(odd), _log_2sinh_abs(odd), _log_2cosh(even), _log_2sinh_abs(even)], -1
+    ).sum(-2)
+    signs = torch.ones_like(terms)
+    signs[..., 3] = torch.sign(even).prod(-1)  # gamma_0 < 0 below T_c
+    top = terms.max(-1, keepdim=True).values
+    total = torch.log((signs * torch.exp(terms - top)).sum(-1)) + top[..., 0]
+    return math.log(0.5) + size**2 / 2 * torch.log(2 * torch.sinh(2 * coupling[..., 0])) + total
+
+
+def kaufman_energy(size: int, temperature: float) -> float:
+    r"""Exact mean coupling energy per spin of the :math:`L \times L` torus, :math:`-\partial_\beta \ln Z / N`."""
+    beta, step = 1.0 / temperature, 1e-5
+    upper, lower = kaufman_log_partition(
+        size, torch.tensor([1 / (beta + step), 1 / (beta - step)], dtype=torch.float64)
+    )
+    return float(-(upper - lower) / (2 * step) / size**2)
+
+
 def lattice_statistics(spins: Tensor) -> Tensor:
     """Coupling energy and magnetization per spin of lattices ``(..., L, L)`` -> ``(..., 2)``."""
     bonds = spins * (spins.roll(1, -1) + spins.roll(1, -2))
@@ -118,6 +166,44 @@ def exact_moments(size: int, temperature: float, field: float = 0.0) -> dict[str
         "abs_magnetization": float(w @ m.abs()),
         "magnetization": float(w @ m),
     }
+
+
+class GridPosterior:
+    """A density of one parameter, constant on each cell of a fine grid, with exact sampling.
+
+    Arguments:
+        edges: Cell edges, shape ``(k + 1,)``, increasing.
+        log_weights: Unnormalized log mass of each cell, shape ``(k,)``.
+    """
+
+    def __init__(self, edges: Tensor, log_weights: Tensor):
+        self.edges = edges.double()
+        self.mass = torch.softmax(log_weights.double(), dim=0)
+        self.low, self.high = self.edges[:1], self.edges[-1:]
+
+    def sample(self, shape=(), generator=None, device=None, dtype=torch.float32) -> Tensor:
+        """Samples of shape ``(*shape, 1)``: a cell by inverse CDF, then uniform in the cell."""
+        device = torch.device(device) if device else (generator.device if generator else None)
+        u = torch.rand(*shape, 2, generator=generator, device=device, dtype=torch.float64)
+        cdf = self.mass.cumsum(0).to(u.device)
+        cell = torch.searchsorted(cdf, u[..., :1] * cdf[-1]).clamp(max=self.mass.numel() - 1)
+        left, width = self.edges.to(u.device)[cell], self.edges.diff().to(u.device)[cell]
+        return (left + width * u[..., 1:]).to(dtype)
+
+    def log_prob(self, theta: Tensor) -> Tensor:
+        """Log density at ``theta`` ``(..., 1)``; ``-inf`` outside the grid."""
+        t = theta[..., 0].double().cpu()
+        cell = (torch.searchsorted(self.edges, t, right=True) - 1).clamp(0, self.mass.numel() - 1)
+        density = (self.mass / self.edges.diff())[cell]
+        inside = (t >= self.edges[0]) & (t <= self.edges[-1])
+        return torch.where(inside, density.log(), -math.inf).to(theta.device, theta.dtype)
+
+    def mean(self) -> Tensor:
+        return (self.mass * (self.edges[1:] + self.edges[:-1]) / 2).sum()[None]
+
+    def stddev(self) -> Tensor:
+        mid = (self.edges[1:] + self.edges[:-1]) / 2
+        return (self.mass * (mid - self.mean()) ** 2).sum().sqrt()[None]
 
 
 @register("ising")
@@ -216,3 +302,30 @@ class Ising(Simulator):
             if not self.field:
                 x = torch.stack([x[..., 0], x[..., 1].abs()], dim=-1)
         return torch.cat([x.mean(dim=-2), x.std(dim=-2)], dim=-1)
+
+    def posterior(self, x_obs: Tensor, cells: int = 4000) -> GridPosterior:
+        r"""The exact posterior of :math:`T` given iid observations at :math:`h = 0`.
+
+        The energy is sufficient, so with :math:`E_i = N e_i` and Kaufman's :math:`\ln Z`,
+        :math:`\ln p(T \mid x) = \text{const} - \beta \sum_i E_i - n \ln Z(\beta)` on the
+        prior box, tabulated on ``cells`` cells (exact up to the equilibration of the chains
+        that produced ``x_obs``).
+
+        Arguments:
+            x_obs: Observations ``(n, *x_shape)`` of this simulator (``field=False``).
+            cells: Number of grid cells.
+        """
+        if self.field:
+            raise ValueError("ising: the exact posterior is implemented for field=False only")
+        x = torch.as_tensor(x_obs).double().cpu()
+        if x.ndim != 1 + len(self.x_shape) or tuple(x.shape[1:]) != self.x_shape or not len(x):
+            raise ValueError(
+                f"ising: x_obs must have shape (n, {self.x_shape}), got {tuple(x.shape)}"
+            )
+        energy = lattice_statistics(x)[:, 0] if self.output == "lattice" else x[:, 0]
+        check_positive_int("ising", "cells", cells)
+        edges = torch.linspace(float(self.prior.low[0]), float(self.prior.high[0]), cells + 1)
+        t = (edges[1:] + edges[:-1]).double() / 2
+        n, spins = energy.numel(), self.size**2
+        log_like = -spins * energy.sum() / t - n * kaufman_log_partition(self.size, t)
+        return GridPosterior(edges.double(), log_like)

@@ -10,6 +10,8 @@ from simulators._ising_kernels import HAS_NUMBA, numba_sweeps, torch_sweeps
 from simulators.ising import (
     CRITICAL_TEMPERATURE,
     exact_moments,
+    kaufman_energy,
+    kaufman_log_partition,
     lattice_statistics,
     onsager_energy,
     onsager_magnetization,
@@ -80,6 +82,20 @@ def test_exact_moments_symmetry_and_limits():
         exact_moments(6, 2.0)
 
 
+def test_kaufman_matches_enumeration_and_onsager():
+    for temperature in (0.8, 1.6, CRITICAL_TEMPERATURE, 3.3, 10.0):
+        assert kaufman_energy(4, temperature) == pytest.approx(
+            exact_moments(4, temperature)["energy"], abs=1e-8
+        )
+    for temperature in (1.8, 3.0):  # finite-size effects vanish exponentially away from T_c
+        assert kaufman_energy(128, temperature) == pytest.approx(
+            onsager_energy(temperature), abs=1e-8
+        )
+    assert kaufman_log_partition(8, torch.ones(3, 2) * 2.0).shape == (3, 2)
+    # T -> infinity: Z -> 2^N
+    assert float(kaufman_log_partition(6, 1e6)) == pytest.approx(36 * math.log(2), rel=1e-6)
+
+
 # simulator vs exact enumeration (4 x 4) ----------------------------------------------------
 
 
@@ -143,6 +159,66 @@ def test_onsager_closer_to_critical(backend):
     # Correlation length ~ 4.4 sites at T = 2.0 and 2.6 (exact: 1/xi = 2|K - K*|, K* the dual
     # coupling): L = 48 keeps e^{-L/xi} ~ 2e-5; tau_int < 10 sweeps there, so 200 sweeps suffice.
     check_onsager(backend, size=48, temperatures=[2.0, 2.6], chains=200, sweeps=200, seed=22)
+
+
+def check_kaufman(backend, chains, seed):
+    sim = get_simulator("ising", backend=backend)  # the defaults: L = 16, 250 sweeps
+    temperatures = [1.8, CRITICAL_TEMPERATURE, 2.6, 3.3]
+    theta = torch.tensor(temperatures, dtype=torch.float64).repeat(chains)[:, None]
+    x = sim.simulate(theta, generator=gen(seed)).view(chains, len(temperatures), 2)
+    for temperature, s in zip(temperatures, x.transpose(0, 1), strict=True):
+        assert_close(s[:, 0], kaufman_energy(16, temperature))
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba")
+def test_default_simulator_matches_kaufman_numba():
+    # Exact finite-lattice energy at the default size, including T_c: checks the burn-in too.
+    check_kaufman("numba", chains=1000, seed=41)
+
+
+@pytest.mark.slow
+def test_default_simulator_matches_kaufman_torch():
+    check_kaufman("torch", chains=1000, seed=42)
+
+
+def check_calibration(backend, seed):
+    # z = (posterior mean - T*) / posterior sd over 100 data sets: mean 0, sd 1.
+    sim = get_simulator("ising", backend=backend, theta_star=2.5)
+    x = sim.observe(100 * 30, generator=gen(seed)).view(100, 30, 2)
+    z = torch.stack([(p.mean() - 2.5) / p.stddev() for p in map(sim.posterior, x)])
+    assert abs(float(z.mean())) < 0.35 and 0.75 < float(z.std()) < 1.25, z
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba")
+def test_exact_posterior_is_calibrated():
+    check_calibration("numba", seed=51)
+
+
+@pytest.mark.slow
+def test_exact_posterior_is_calibrated_torch():
+    check_calibration("torch", seed=52)
+
+
+def test_grid_posterior():
+    sim = get_simulator("ising", size=8, output="lattice")
+    x = sim.observe(20, generator=gen(0))
+    post = sim.posterior(x, cells=500)
+    theta = post.sample((4000,), generator=gen(1), dtype=torch.float64)
+    assert theta.shape == (4000, 1) and torch.equal(
+        theta, post.sample((4000,), generator=gen(1), dtype=torch.float64)
+    )
+    assert ((theta >= 1.5) & (theta <= 3.5)).all()
+    assert float(theta.mean()) == pytest.approx(
+        float(post.mean()), abs=4 * float(post.stddev()) / 60
+    )
+    grid = torch.linspace(1.5, 3.5, 20001, dtype=torch.float64)[:, None]
+    integral = torch.trapezoid(post.log_prob(grid).exp(), grid[:, 0])
+    assert float(integral) == pytest.approx(1.0, abs=1e-3)
+    assert post.log_prob(torch.tensor([[4.0]])).item() == -math.inf
+    with pytest.raises(ValueError, match="field=False"):
+        get_simulator("ising", field=True).posterior(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="x_obs must have shape"):
+        sim.posterior(torch.zeros(3, 2))
 
 
 @pytest.mark.slow
