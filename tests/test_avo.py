@@ -15,6 +15,7 @@ from scipy import stats
 
 from avo_bench.methods import CountingSimulator, get_method
 from avo_bench.methods._critics import CRITIC_LOSSES, MLPCritic
+from avo_bench.methods._nn import FlatAdam
 from avo_bench.methods._proposals import MixtureProposal
 from avo_bench.methods.avo import BASELINES, AVOConfig, score_function_grad
 from simulators import get_simulator
@@ -56,6 +57,20 @@ def test_critic_gradient_matches_autograd(loss, features, hidden):
     (expected,) = torch.autograd.grad(reference, params)
     assert torch.allclose(grad, expected, atol=1e-6, rtol=1e-4)
     assert float(stats_[0]) == pytest.approx(float(reference.detach()), rel=1e-5, abs=1e-6)
+
+
+def test_flat_adam_matches_torch_adam():
+    g = torch.Generator().manual_seed(0)
+    mine = torch.randn(50, generator=g)
+    theirs = mine.clone().requires_grad_(True)
+    flat = FlatAdam(mine, 0.01, (0.5, 0.7))
+    reference = torch.optim.Adam([theirs], lr=0.01, betas=(0.5, 0.7))
+    for _ in range(20):
+        grad = torch.randn(50, generator=g)
+        flat.step(grad)
+        theirs.grad = grad.clone()
+        reference.step()
+    assert torch.allclose(mine, theirs.detach(), atol=1e-6)
 
 
 # proposals ----------------------------------------------------------------------------------

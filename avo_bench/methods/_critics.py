@@ -92,11 +92,11 @@ class MLPCritic:
     def _forward(self, x: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         hs, slopes = [x], []
         for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            pre = torch.addmm(bias, hs[-1], weight.T)
+            pre = hs[-1] @ weight.T + bias  # faster than addmm for these tiny shapes
             slope = torch.where(pre > 0, *self._slopes)
             slopes.append(slope)
             hs.append(pre * slope)
-        out = torch.addmm(self.biases[-1], hs[-1], self.weights[-1].T)
+        out = hs[-1] @ self.weights[-1].T + self.biases[-1]
         return out.squeeze(-1), hs, slopes
 
     # reference implementation (autograd) --------------------------------------------------
@@ -145,8 +145,8 @@ class MLPCritic:
         m = batch.shape[0] // 3
         out, hs, slopes = self._forward(batch)
         d_fake, d_real = out[:m], out[m : 2 * m]
-        delta = self._output_grad(d_fake, d_real, loss)
-        grads = self._backprop(delta, [h[: 2 * m] for h in hs], [s[: 2 * m] for s in slopes])
+        delta = self._output_grad(d_fake, d_real, loss)  # zero on the penalty rows
+        grads = self._backprop(delta, hs, slopes)
         value = self._add_penalty_grad(grads, [s[2 * m :] for s in slopes], loss, penalty)
         grad = torch.cat([g.reshape(-1) for g in grads])
         if not stats:
@@ -158,14 +158,16 @@ class MLPCritic:
         return torch.stack([adversarial + value, d_fake.mean(), d_real.mean()]), grad
 
     def _output_grad(self, d_fake: Tensor, d_real: Tensor, loss: str) -> Tensor:
-        # d(loss)/d(output) for the simulated then the observed rows, shape (2m, 1).
+        # d(loss)/d(output) for the simulated, observed and penalty rows, shape (3m, 1).
         m = d_fake.shape[0]
         if loss != "bce-r1":
             if m not in self._delta:  # constant: +1/m on simulated, -1/m on observed rows
-                ones = torch.ones(m, 1, dtype=d_fake.dtype, device=d_fake.device) / m
-                self._delta[m] = torch.cat([ones, -ones])
+                ones = torch.ones_like(d_fake) / m
+                self._delta[m] = torch.cat([ones, -ones, 0 * ones]).unsqueeze(-1)
             return self._delta[m]
-        return torch.cat([torch.sigmoid(d_fake), -torch.sigmoid(-d_real)]).unsqueeze(-1) / m
+        zeros = torch.zeros_like(d_fake)
+        delta = torch.cat([torch.sigmoid(d_fake), -torch.sigmoid(-d_real), zeros]) / m
+        return delta.unsqueeze(-1)
 
     def _backprop(self, delta: Tensor, hs: list[Tensor], slopes: list[Tensor]) -> list[Tensor]:
         # Ordinary backpropagation of sum(delta * d(x)); returns [dW_1, db_1, ..., db_out].

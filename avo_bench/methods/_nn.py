@@ -106,7 +106,7 @@ class FlatAdam:
         """One descent step along ``grad`` (same shape as the parameters)."""
         b1, b2 = self.betas
         self.t += 1
-        self.m.lerp_(grad, 1 - b1)
+        self.m.mul_(b1).add_(grad, alpha=1 - b1)
         self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.eps)
+        denom = self.v.sqrt().mul_(1 / (1 - b2**self.t) ** 0.5).add_(self.eps)
         self.params.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
