@@ -68,6 +68,8 @@ def _rows(cell: Cell, scores: list[Score], **common) -> list[dict]:
         rows.append({**base, "space": s.space, "metric": s.metric, "value": s.value,
                      "floor": s.floor, "direction": direction, "ideal": ideal,
                      "w1_path": s.w1_path})  # fmt: skip
+        if s.message:  # this metric is undefined for the returned samples; the others stand
+            rows[-1].update(status="error", message=s.message)
     return rows
 
 

@@ -57,19 +57,18 @@ def _markdown(table: pd.DataFrame) -> str:
 
 
 def _problems(rows: pd.DataFrame) -> str:
-    cells = rows.drop_duplicates(KEY[:4])
-    bad = cells[cells.status != "ok"]
+    size = rows.groupby(KEY[:4]).size()
+    bad = rows[rows.status != "ok"].assign(what=lambda r: r.space + " " + r.metric)
     if bad.empty:
-        return "Every cell finished with status ok."
-    lines = [
-        "| simulator | method | seed | budget | status | message |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in bad.itertuples():
-        message = str(r.message).replace("|", "\\|").replace("\n", " ")[:200]
-        lines.append(
-            f"| {r.simulator} | {r.method} | {r.seed} | {r.budget} | {r.status} | {message} |"
-        )
+        return "Every cell and metric finished with status ok."
+    lines = ["| simulator | method | seed | budget | metrics | status | message |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (sim, method, seed, budget, status, message), group in bad.groupby(
+        [*KEY[:4], "status", "message"], sort=False
+    ):
+        what = "all" if len(group) == size[(sim, method, seed, budget)] else ", ".join(group.what)
+        text = str(message).replace("|", "\\|").replace("\n", " ")[:200]
+        lines.append(f"| {sim} | {method} | {seed} | {budget} | {what} | {status} | {text} |")
     return "\n".join(lines)
 
 

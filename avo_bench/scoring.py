@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,7 @@ class Score:
     value: float
     floor: float = math.nan
     w1_path: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,22 +99,31 @@ def metric_plan(simulator: Simulator) -> list[tuple[str, str]]:
     return plan
 
 
-def _data_metrics(a: Tensor, b: Tensor, edges, seed: int) -> dict[str, float]:
+def _guarded(compute: Callable[[], float]) -> tuple[float, str]:
+    """The metric's value and ``""``, or NaN and the reason it is undefined (e.g. C2ST of a
+    point mass): one metric failing does not void the cell's other metrics."""
+    try:
+        return float(compute()), ""
+    except (ValueError, RuntimeError, ArithmeticError) as error:
+        return math.nan, f"{type(error).__name__}: {error}"
+
+
+def _data_metrics(a: Tensor, b: Tensor, edges, seed: int) -> dict[str, tuple[float, str]]:
     m = _metrics()
     g = torch.Generator().manual_seed(seed)
     return {
-        "wasserstein1": float(m.wasserstein1(a, b, generator=g)),
-        "jensen_shannon": float(m.jensen_shannon(a, b, edges=edges)),
+        "wasserstein1": _guarded(lambda: m.wasserstein1(a, b, generator=g)),
+        "jensen_shannon": _guarded(lambda: m.jensen_shannon(a, b, edges=edges)),
     }
 
 
-def _posterior_metrics(theta: Tensor, reference: Tensor, seed: int) -> dict[str, float]:
+def _posterior_metrics(theta: Tensor, reference: Tensor, seed: int) -> dict:
     m = _metrics()
     g = torch.Generator().manual_seed(seed)
     return {
-        "wasserstein1": float(m.wasserstein1(theta, reference, generator=g)),
-        "c2st": float(m.c2st(theta, reference, seed=seed % 2**31)),
-        "mean_error": float(m.mean_error(theta, reference)),
+        "wasserstein1": _guarded(lambda: m.wasserstein1(theta, reference, generator=g)),
+        "c2st": _guarded(lambda: m.c2st(theta, reference, seed=seed % 2**31)),
+        "mean_error": _guarded(lambda: m.mean_error(theta, reference)),
     }
 
 
@@ -128,7 +139,7 @@ def _task(name: str, options_json: str, seed: int, n_param: int, n_edges: int) -
     floor_seed = derive_seed("floor", name, options_json, seed)
     a, b = features(simulator, x_obs), features(simulator, again)
     data = _data_metrics(a, b, edges, floor_seed)
-    floors = {("data", k): v for k, v in data.items()} | {OUTSIDE: 0.0}
+    floors = {("data", k): v for k, (v, _) in data.items()} | {OUTSIDE: 0.0}
     posterior = None
     if callable(getattr(simulator, "posterior", None)):
         draws = torch.Generator().manual_seed(derive_seed("posterior", name, options_json, seed))
@@ -156,7 +167,7 @@ def task(name: str, options: dict, seed: int, scoring: dict) -> Task:
 def _posterior_floor(t: Task, m: int, n: int, seed: int) -> tuple[tuple[str, float], ...]:
     # m exact draws independent of the n reference draws: what a perfect method scores
     values = _posterior_metrics(t.posterior[n : n + m], t.posterior[:n], seed)
-    return tuple(values.items())
+    return tuple((k, v) for k, (v, _) in values.items())
 
 
 def _inside(simulator: Simulator, theta: Tensor) -> Tensor:
@@ -195,13 +206,14 @@ def score(t: Task, theta: Tensor, *, seed: int, n_param: int) -> tuple[list[Scor
     a, b = features(t.simulator, x_sim), features(t.simulator, t.x_obs)
     data = _data_metrics(a, b, t.edges, derive_seed("data-metrics", seed))
     path = m.wasserstein1_path(a.shape[0], b.shape[0], a.shape[1])
-    scores = [Score("data", k, v, t.floors[("data", k)], path if k == "wasserstein1" else "")
-              for k, v in data.items()]  # fmt: skip
+    scores = [Score("data", k, v, t.floors[("data", k)], path if k == "wasserstein1" else "", e)
+              for k, (v, e) in data.items()]  # fmt: skip
     scores.append(Score(*OUTSIDE, 1.0 - float(inside.double().mean()), 0.0))
     if t.simulator.true_parameters is not None:
-        value = m.distance_to_truth(theta.double(), t.simulator.true_parameters.double())
+        star = t.simulator.true_parameters.double()
+        value, error = _guarded(lambda: m.distance_to_truth(theta.double(), star))
         floor = t.floors.get(("truth", "distance_to_truth"), math.nan)
-        scores.append(Score("truth", "distance_to_truth", float(value), floor))
+        scores.append(Score("truth", "distance_to_truth", value, floor, message=error))
     if t.posterior is not None:
         keep = min(theta.shape[0], n_param)
         rows = torch.randperm(theta.shape[0], generator=g)[:keep]
@@ -209,6 +221,6 @@ def score(t: Task, theta: Tensor, *, seed: int, n_param: int) -> tuple[list[Scor
         values = _posterior_metrics(sample, reference, derive_seed("posterior-metrics", seed))
         floors = dict(_posterior_floor(t, keep, n_param, derive_seed("posterior-floor", keep)))
         w1 = m.wasserstein1_path(keep, reference.shape[0], theta.shape[1])
-        scores += [Score("posterior", k, v, floors[k], w1 if k == "wasserstein1" else "")
-                   for k, v in values.items()]  # fmt: skip
+        scores += [Score("posterior", k, v, floors[k], w1 if k == "wasserstein1" else "", e)
+                   for k, (v, e) in values.items()]  # fmt: skip
     return scores, x_sim

@@ -59,7 +59,7 @@ def test_report_of_a_real_run(tmp_path, monkeypatch):
     for space, metric in rows[["space", "metric"]].drop_duplicates().itertuples(index=False):
         assert f"## {space} {metric} (budget 10" in text
     assert text.count("| *floor* |") == 2 * len(rows[["space", "metric"]].drop_duplicates())
-    assert "Every cell finished with status ok." in text
+    assert "Every cell and metric finished with status ok." in text
     plots = ["gaussian_metrics.png", "wall_time.png"]
     plots += [f"cells/gaussian__{m}__0__{b}.png" for m in ("prior", "curvy") for b in (10, 20)]
     for name in plots:
@@ -73,7 +73,7 @@ def test_report_lists_failed_cells(tmp_path):
     rows.loc[0, "message"] = "RuntimeError: boom | here"
     write_results(tmp_path, rows)
     text = write_report(tmp_path).read_text()
-    assert "| s1 | a | 0 | 100 | error | RuntimeError: boom \\| here |" in text
+    assert "| s1 | a | 0 | 100 | all | error | RuntimeError: boom \\| here |" in text
 
 
 def test_compare_runs(tmp_path, capsys):
