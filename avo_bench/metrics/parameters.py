@@ -1,0 +1,65 @@
+"""Errors of a parameter sample against a reference sample or the true parameters.
+
+Where a task knows the truth, a method's returned distribution over θ is also scored in
+parameter space: against the analytic posterior or true population (a reference *sample*), or
+against the true point θ* of a point task.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._checks import as_pair, as_samples
+
+__all__ = ["distance_to_truth", "mean_error"]
+
+
+def mean_error(theta: Tensor | np.ndarray, reference: Tensor | np.ndarray) -> float:
+    r"""Error of the mean of ``theta`` in units of the reference's standard deviation.
+
+    .. math:: \sqrt{\frac1d \sum_{k=1}^d \left(\frac{\bar\theta_k - \bar r_k}{s_k}\right)^2}
+
+    with :math:`s_k` the (unbiased) standard deviation of the reference in dimension k: the
+    root mean square over dimensions, so the value reads "in reference standard deviations"
+    whatever d. Not symmetric: the reference sets the scale.
+
+    Arguments:
+        theta: Samples of the returned distribution, shape ``(n, d)`` or ``(n,)``.
+        reference: Samples of the true posterior / population, shape ``(m, d)``, ``m >= 2``,
+            with a positive spread in every dimension.
+
+    Returns:
+        The standardized error of the mean, ``>= 0`` (0 is ideal).
+    """
+    theta, reference = as_pair(theta, reference)
+    if len(reference) < 2:
+        raise ValueError(f"mean_error: reference needs at least 2 samples, got {len(reference)}")
+    scale = reference.std(dim=0)
+    if (scale == 0).any():
+        dims = torch.nonzero(scale == 0).flatten().tolist()
+        raise ValueError(f"mean_error: reference has zero spread in dimensions {dims}")
+    z = (theta.mean(dim=0) - reference.mean(dim=0)) / scale
+    return float(z.square().mean().sqrt())
+
+
+def distance_to_truth(theta: Tensor | np.ndarray, theta_star: Tensor | np.ndarray) -> float:
+    r"""Euclidean distance :math:`\|\bar\theta - \theta^*\|_2` of the sample mean to the truth.
+
+    Arguments:
+        theta: Samples of the returned distribution, shape ``(n, d)`` or ``(n,)``.
+        theta_star: The true parameters, shape ``(d,)`` or ``(1, d)`` (for d = 1 also a
+            scalar).
+
+    Returns:
+        The distance, ``>= 0`` (0 is ideal).
+    """
+    theta = as_samples(theta, "theta")
+    star = as_samples(torch.as_tensor(theta_star).reshape(1, -1), "theta_star")
+    if star.shape[1] != theta.shape[1]:
+        raise ValueError(
+            f"distance_to_truth: theta_star must have {theta.shape[1]} values (the dimension "
+            f"of theta), got {star.shape[1]}"
+        )
+    return float((theta.mean(dim=0) - star[0].to(theta.device)).norm())
