@@ -72,7 +72,7 @@ def kernels(n: int, size: int, field: float):
 
 def main():
     torch.set_num_threads(1)
-    print("spin updates per second, one core, T = T_c; numba without a field is multi-spin coded")
+    print("spin updates per second, one core, T = T_c; numba = multi-spin-coded kernel")
     for n, size, field, sweeps in [
         (1000, 16, 0.0, 250),
         (1000, 16, 0.1, 250),

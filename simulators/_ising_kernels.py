@@ -5,14 +5,12 @@ Two interchangeable kernels run ``sweeps`` Metropolis sweeps of a batch of indep
 :math:`h` (``J = 1``, :math:`E = -\sum_{\langle ij \rangle} s_i s_j - h \sum_i s_i`):
 
 - :func:`torch_sweeps`: pure torch on any device; randomness from the ``torch.Generator``.
-- :func:`numba_sweeps`: compiled CPU kernels (numba). Without a field, multi-spin coding:
-  bit c of a ``uint64`` word is the spin of chain 64 w + c at one site, a word's 64 updates
-  are a dozen bit operations, and the acceptance bits are Bernoulli(p_c) bits built by
-  comparing random words with the binary digits of each chain's p_c (xoshiro256++ stream).
-  With a field, ``int8`` spins stored ``(L, L, n)`` so that each site update is one SIMD loop
-  over the chains, with uniforms from the SplitMix64 hash of (per-chain key, site, sweep).
-  All seeds are drawn from the ``torch.Generator``, so a seed fixes the output. Both
-  vectorize over chains: batches of fewer than ~64 chains run far below peak speed.
+- :func:`numba_sweeps`: compiled CPU kernels (numba) with multi-spin coding: bit c of a
+  ``uint64`` word is the spin of chain 64 w + c at one site, and a word's 64 updates are a
+  dozen bit operations. The acceptance bits are Bernoulli(p_c) bits, made by comparing random
+  words with the binary digits of each chain's p_c (a xoshiro256++ stream seeded from the
+  ``torch.Generator``, so a seed fixes the output). Batches of fewer than ~64 chains leave
+  lanes idle and run far below peak speed.
 
 A sweep updates the two sublattices in turn (every site of one colour has its four neighbours
 in the other colour, so the update of a colour is exact parallel Metropolis). Between sweeps
@@ -30,9 +28,6 @@ References:
 
     Blackman, Vigna, "Scrambled linear pseudorandom number generators" (xoshiro256++),
     ACM Trans. Math. Softw. 47 (2021), https://arxiv.org/abs/1805.01407
-
-    Steele, Lea, Flood, "Fast splittable pseudorandom number generators" (SplitMix64),
-    OOPSLA 2014, https://doi.org/10.1145/2660193.2660195
 """
 
 from __future__ import annotations
@@ -125,7 +120,8 @@ def _jit(**kw):
 
 
 _DIGITS = 32  # binary digits of the acceptance probabilities: bias below 2**-32
-_ZERO = np.uint64(0)
+_ZERO, _ONE, _S11 = np.uint64(0), np.uint64(1), np.uint64(11)
+_UNIT = 1.0 / 9007199254740992.0  # 2**-53: 53 random bits -> a uniform in [0, 1)
 _R23, _R41, _R17, _R45, _R19 = (np.uint64(v) for v in (23, 41, 17, 45, 19))
 
 
@@ -185,94 +181,116 @@ def _msc_run(spins, planes, state, sweeps):
                         cur[w] = s ^ two ^ b
 
 
+@_jit(inline="always")
+def _bernoulli6(planes, w, masks, need, s0, s1, s2, s3):
+    # As _bernoulli, with the probability of bit c chosen among six by ``masks``.
+    m0, m1, m2, m3, m4, m5 = masks
+    result, undecided, j = _ZERO, need, 0
+    while undecided != _ZERO and j < _DIGITS:
+        for _ in range(2):
+            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            p = (planes[0, j, w] & m0) | (planes[1, j, w] & m1) | (planes[2, j, w] & m2)
+            p |= (planes[3, j, w] & m3) | (planes[4, j, w] & m4) | (planes[5, j, w] & m5)
+            result |= undecided & p & ~r
+            undecided &= ~(r ^ p)
+            j += 1
+    return result, s0, s1, s2, s3
+
+
+@_jit()
+def _msc_field_run(spins, planes, certain, beta_h, state, sweeps):
+    # With a field: d = number of disagreeing neighbours (a bit-sliced sum of four bits) and
+    # the spin s choose the probability min(1, exp(-2 beta (4 - 2d + s h))): 1 when d >= 3
+    # (|h| < 2) or d = 2 and s h <= 0 (``certain``), else ``planes[2 d + (s down)]``.
+    size, words = spins.shape[0], spins.shape[2]
+    for _ in range(sweeps):
+        s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+        for colour in range(2):
+            for y in range(size):
+                up, row, down = spins[(y - 1) % size], spins[y], spins[(y + 1) % size]
+                for x in range(colour ^ (y & 1), size, 2):
+                    cur, left, right = row[x], row[(x - 1) % size], row[(x + 1) % size]
+                    u, d = up[x], down[x]
+                    for w in range(words):
+                        s = cur[w]
+                        d1, d2, d3, d4 = s ^ left[w], s ^ right[w], s ^ u[w], s ^ d[w]
+                        sum12, carry12, sum34, carry34 = d1 ^ d2, d1 & d2, d3 ^ d4, d3 & d4
+                        bit0, carry0 = sum12 ^ sum34, sum12 & sum34
+                        bit1 = carry12 ^ carry34 ^ carry0
+                        bit2 = (carry12 & carry34) | (carry0 & (carry12 ^ carry34))
+                        zero, one = ~(bit0 | bit1 | bit2), bit0 & ~(bit1 | bit2)
+                        two = bit1 & ~(bit0 | bit2)
+                        sure = (bit0 & bit1) | bit2
+                        sure |= two & ((s & certain[0, w]) | (~s & certain[1, w]))
+                        masks = (zero & s, zero & ~s, one & s, one & ~s, two & s, two & ~s)
+                        need = (zero | one | two) & ~sure
+                        b, s0, s1, s2, s3 = _bernoulli6(planes, w, masks, need, s0, s1, s2, s3)
+                        cur[w] = s ^ sure ^ b
+        state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+        _msc_global_flip(spins, beta_h, state)
+
+
+@_jit()
+def _msc_global_flip(spins, beta_h, state):
+    # Heat-bath flip of each chain with probability 1 / (1 + exp(2 beta h M)); the up-spin
+    # count of the 64 chains of a word from bit-sliced counters (plane i: binary digit i).
+    size, words = spins.shape[0], spins.shape[2]
+    counter = np.zeros(int(np.log2(size * size)) + 1, dtype=np.uint64)
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for w in range(words):
+        counter[:] = _ZERO
+        for y in range(size):
+            for x in range(size):
+                carry, i = spins[y, x, w], 0
+                while carry != _ZERO:
+                    counter[i], carry = counter[i] ^ carry, counter[i] & carry
+                    i += 1
+        flip = _ZERO
+        for c in range(64):
+            count = 0
+            for i in range(counter.shape[0]):
+                count += int((counter[i] >> np.uint64(c)) & _ONE) << i
+            r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
+            uniform = np.float64(r >> _S11) * _UNIT
+            if uniform * (1.0 + np.exp(2.0 * beta_h[w * 64 + c] * (2 * count - size * size))) < 1:
+                flip |= _ONE << np.uint64(c)
+        for y in range(size):
+            for x in range(size):
+                spins[y, x, w] ^= flip
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+
+
 def _bit_planes(p: np.ndarray, words: int) -> np.ndarray:
     """Binary digits of ``p`` (n,) in [0, 1) as ``(_DIGITS, words)`` words, chain c at bit c % 64."""
     fixed = np.zeros(words * 64, dtype=np.uint64)
     fixed[: p.shape[0]] = np.floor(p * 2.0**_DIGITS).astype(np.uint64)
     shifts = np.arange(_DIGITS - 1, -1, -1, dtype=np.uint64)[:, None]
-    digits = ((fixed[None, :] >> shifts) & np.uint64(1)).reshape(_DIGITS, words, 64)
+    digits = ((fixed[None, :] >> shifts) & _ONE).reshape(_DIGITS, words, 64)
     return np.bitwise_or.reduce(digits << np.arange(64, dtype=np.uint64), axis=2)
 
 
-def _msc_chains(beta, size, sweeps, state, start) -> np.ndarray:
-    n = beta.shape[0]
-    words = -(-n // 64)
+def _msc_chains(beta, h, size, sweeps, state, start) -> np.ndarray:
+    n, words = beta.shape[0], -(-beta.shape[0] // 64)
     up = np.ones((size, size, words * 64), dtype=np.uint8)
     if start is not None:
         up[..., :n] = start > 0
     spins = np.packbits(up, axis=-1, bitorder="little").view(np.uint64)
-    p = np.exp(-4.0 * beta)
-    planes = np.stack([_bit_planes(p, words), _bit_planes(p * p, words)])
-    _msc_run(spins, planes, state, sweeps)
+    if (h == 0).all():
+        p = np.exp(-4.0 * beta)
+        _msc_run(
+            spins, np.stack([_bit_planes(p, words), _bit_planes(p * p, words)]), state, sweeps
+        )
+    else:
+        s = np.array([1.0, -1.0])[:, None]
+        q = [np.exp(-2 * beta * (4 - 2 * d + s * h)) for d in (0, 1, 2)]
+        q = np.concatenate(q)  # (6, n): d = 0, 1, 2 times s = up, down
+        planes = np.stack([_bit_planes(np.where(qi < 1, qi, 0.0), words) for qi in q])
+        certain = np.stack([_bit_planes(np.where(qi >= 1, 0.5, 0.0), words)[0] for qi in q[4:]])
+        beta_h = np.zeros(words * 64)
+        beta_h[:n] = beta * h
+        _msc_field_run(spins, planes, certain, beta_h, state, sweeps)
     bits = np.unpackbits(spins.view(np.uint8), axis=-1, bitorder="little")[..., :n]
     return 2 * bits.astype(np.int8) - 1
-
-
-@_jit(inline="always")
-def _update_site(cur, left, right, up, down, w, state, counter):
-    # Field: accept with exp(-2 beta (k + s h)) = exp(-2 beta k) * f_s, by selects (no gather)
-    # so that the loop over chains vectorizes; uniforms from the SplitMix64 hash of
-    # (per-chain key, counter) (Steele, Lea, Flood 2014).
-    w2, w4, iw2, iw4, fp, fm = w[0], w[1], w[2], w[3], w[4], w[5]
-    for c in range(cur.shape[0]):
-        r = _uniform(state[c], counter)
-        s = cur[c]
-        k = s * (left[c] + right[c] + up[c] + down[c])
-        a = w4[c] if k == 4 else w2[c]
-        b = iw4[c] if k == -4 else iw2[c]
-        a = b if k < 0 else a
-        a = 1.0 if k == 0 else a
-        f = fp[c] if s > 0 else fm[c]
-        cur[c] = s - 2 * s * (r < a * f)
-
-
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S11, _S27, _S30, _S31 = (np.uint64(v) for v in (11, 27, 30, 31))
-
-
-@_jit(inline="always")
-def _uniform(key, counter):
-    z = key + counter
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    z = z ^ (z >> _S31)
-    return np.float64(np.int64(z >> _S11)) * (1.0 / 9007199254740992.0)  # 53 bits
-
-
-@_jit()
-def _field_run(spins, w, keys, orient, sweeps):
-    # Chains innermost: spins[y, x] is a vector over chains. After each sweep a heat-bath
-    # global flip, tracked as an orientation: the stored spins stay, the field factors swap.
-    size, n = spins.shape[0], spins.shape[2]
-    for sweep in range(sweeps):
-        for colour in range(2):
-            for y in range(size):
-                up, row, down = spins[(y - 1) % size], spins[y], spins[(y + 1) % size]
-                for x in range(colour ^ (y & 1), size, 2):
-                    counter = np.uint64((sweep * size + y) * size + x) * _GAMMA
-                    left, right = row[(x - 1) % size], row[(x + 1) % size]
-                    _update_site(row[x], left, right, up[x], down[x], w, keys, counter)
-        total = np.zeros(n, dtype=np.int64)
-        for y in range(size):
-            for x in range(size):
-                total += spins[y, x]
-        counter = np.uint64(sweeps * size * size + sweep) * _GAMMA
-        for c in range(n):
-            p_flip = 1.0 / (1.0 + np.exp(2.0 * w[6, c] * w[7, c] * orient[c] * total[c]))
-            if _uniform(keys[c], counter) < p_flip:
-                orient[c] = -orient[c]
-                w[4, c], w[5, c] = w[5, c], w[4, c]
-
-
-def _field_chains(beta, h, size, sweeps, generator, start) -> np.ndarray:
-    n = beta.shape[0]
-    rows = [-4 * beta, -8 * beta, 4 * beta, 8 * beta, -2 * beta * h, 2 * beta * h]
-    w = np.concatenate([np.exp(np.stack(rows)), np.stack([beta, h])]).astype(np.float64)
-    spins = np.ones((size, size, n), dtype=np.int8) if start is None else start.copy()
-    orient = np.ones(n, dtype=np.int8)
-    _field_run(spins, w, _random_words(n, generator), orient, sweeps)
-    return spins * orient
 
 
 def _random_words(n: int, generator: torch.Generator | None) -> np.ndarray:
@@ -290,9 +308,10 @@ def numba_sweeps(
 ) -> Tensor:
     """The same Markov chain as :func:`torch_sweeps`, compiled for the CPU with numba.
 
-    Without a field, multi-spin coding: 64 chains per ``uint64`` word, each word's update a
-    few bit operations, uniforms from one xoshiro256++ stream. With a field, one ``int8`` per
-    spin and SIMD over the chains. Seeds come from ``generator``.
+    Multi-spin coding: 64 chains per ``uint64`` word, each word's update a few bit
+    operations, uniforms from one xoshiro256++ stream seeded from ``generator``. The field
+    must satisfy :math:`|h| < 2` (then every move with three or four disagreeing neighbours
+    is accepted).
 
     Arguments:
         beta: Inverse temperatures, shape ``(n,)``, on the CPU.
@@ -308,14 +327,13 @@ def numba_sweeps(
     if numba is None:
         raise RuntimeError("the numba kernel needs the numba package (pip install numba)")
     b, f = beta.detach().double().cpu().numpy(), h.detach().double().cpu().numpy()
+    if (np.abs(f) >= 2).any():
+        raise ValueError(f"ising: the numba kernel needs |h| < 2, got {np.abs(f).max()}")
     start = None if initial is None else initial.detach().cpu().permute(1, 2, 0).numpy()
-    start = None if start is None else start.astype(np.int8)
-    if (f != 0).any():
-        spins = _field_chains(b, f, size, sweeps, generator, start)
-    else:
-        state = _random_words(4, generator)
-        state[0] |= np.uint64(1)  # xoshiro's state must not be all zero
-        spins = _msc_chains(b, size, sweeps, state, start)
+    state = _random_words(4, generator)
+    state[0] |= _ONE  # xoshiro's state must not be all zero
+    spins = _msc_chains(b, f, size, sweeps, state, start)
+    if (f == 0).all():
         signs = torch.randint(0, 2, (b.shape[0],), generator=generator).numpy()
         spins = spins * (2 * signs - 1).astype(np.int8)  # the global flip, probability 1/2
     lattice = torch.from_numpy(spins).permute(2, 0, 1)

@@ -15,7 +15,7 @@ which grows like :math:`L^{z}`, :math:`z \approx 2.17`, at :math:`T_c = 2 / \ln(
 default ``size=16, sweeps=250`` is 25 integrated autocorrelation times of :math:`|m|` at
 :math:`T_c` (10 sweeps; 40 at :math:`L = 32`, where ``sweeps`` must grow to ~1000) and
 simulates 1000 chains in ~0.07 s on one CPU core (multi-spin-coded numba kernel, ~1e9 spin
-updates/s; 0.3 s with a field; ~3 s with the torch kernel on CPU); larger lattices give sharper
+updates/s; 0.15 s with a field; 3-5 s with the torch kernel on CPU); larger lattices give sharper
 statistics but cost :math:`L^{2+z}` per chain.
 
 Observation: by default the summary ``x = (e, |m|)``, the coupling energy per spin
