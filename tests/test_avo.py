@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 from scipy import stats
+from scipy.spatial import distance
 
 from avo_bench.methods import CountingSimulator, get_method
 from avo_bench.methods._critics import CRITIC_LOSSES, MLPCritic
@@ -310,3 +311,30 @@ def test_gaussian_converges_with_a_large_budget():
     result, _, x_obs = _fit("avo", sim, 100_000, seed=1)
     target = sim.posterior(x_obs).mean().float()
     assert float((result.theta.mean(0) - target).norm()) < 0.15
+
+
+@pytest.mark.slow
+def test_weinberg_paper_settings_predictive():
+    # Only c(E_beam, G_f) is identified: score the posterior predictive of x = cos A (50,000
+    # events; finite-sample floor W1 ~ 0.003, JS ~ 1e-4 bits on 15 bins) and c at the mean.
+    from simulators.weinberg import asymmetry
+
+    sim = get_simulator("weinberg")
+    options = dict(
+        init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, batch_size=64,
+        critic_batch_size=32, n_critic=100, critic_pool=None, critic_warmup=1000,
+        reuse_simulations=False, standardize_x=False, critic_lr=0.01, critic_betas=(0.9, 0.999),
+        proposal_lr=0.01, proposal_betas=(0.9, 0.999), epochs=300, num_samples=50_000,
+    )  # fmt: skip
+    result, _, x_obs = _fit("avo", sim, 1_100_000, seed=1, **options)
+    simulated = sim.simulate(result.theta, torch.Generator().manual_seed(5)).squeeze(-1)
+    observed = x_obs.squeeze(-1)
+    assert stats.wasserstein_distance(simulated.numpy(), observed.numpy()) < 0.025
+    edges = torch.linspace(-1, 1, 16)
+    p = torch.histogram(simulated, edges).hist
+    q = torch.histogram(observed, edges).hist
+    js = float(distance.jensenshannon(p.numpy(), q.numpy(), base=2) ** 2)
+    assert js < 1e-3
+    mean = torch.tensor([[result.extras["final_mean_E_beam"], result.extras["final_mean_G_f"]]])
+    assert float(asymmetry(mean)) == pytest.approx(float(asymmetry(sim.true_parameters[None])),
+                                                   abs=0.12)  # fmt: skip
