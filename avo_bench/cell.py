@@ -21,7 +21,7 @@ import torch
 
 from simulators import get_simulator
 
-from .config import Cell
+from .config import Cell, derive_seed, seeded_globals
 from .methods import CountingSimulator, NotApplicable, Result, get_method
 from .progress import progress_handler
 from .scoring import Score, features, metric_plan, score, task
@@ -85,22 +85,14 @@ def _fit(cell: Cell, simulator, x_obs: torch.Tensor, progress) -> tuple[Result, 
     device = torch.device(cell.device)
     counting = CountingSimulator(simulator, cell.budget)
     generator = torch.Generator(device).manual_seed(cell.cell_seed)
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    numpy_state = np.random.get_state()  # noqa: NPY002 (restored below)
-    # Some libraries (sbi, sklearn) draw from global RNGs: seed them per cell, then restore.
-    with torch.random.fork_rng(devices=cuda), progress_handler(progress):
-        torch.manual_seed(cell.cell_seed)
-        np.random.seed(cell.cell_seed % 2**32)  # noqa: NPY002
-        try:
-            start = time.perf_counter()
-            result = method.fit(counting, x_obs.to(device), budget=cell.budget,
-                                config=method.make_config(**cell.method_config),
-                                generator=generator, device=device)  # fmt: skip
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            wall = time.perf_counter() - start
-        finally:
-            np.random.set_state(numpy_state)  # noqa: NPY002
+    with seeded_globals(cell.cell_seed), progress_handler(progress):
+        start = time.perf_counter()
+        result = method.fit(counting, x_obs.to(device), budget=cell.budget,
+                            config=method.make_config(**cell.method_config),
+                            generator=generator, device=device)  # fmt: skip
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        wall = time.perf_counter() - start
     if not isinstance(result, Result):
         raise TypeError(f"fit returned {type(result).__name__}, expected Result")
     return result, counting.num_simulations, wall
@@ -146,9 +138,9 @@ def run_cell(cell: Cell, progress: Callable | None = None) -> Outcome:
         return _empty(cell, "error", f"{type(error).__name__}: {error}")
     cost = {"wall_time_s": wall, "num_simulations": used}
     try:
-        scores, x_sim = score(
-            t, result.theta, seed=cell.cell_seed, n_param=cell.scoring["n_param"]
-        )
+        with seeded_globals(derive_seed("score-globals", cell.cell_seed)):
+            n_param = cell.scoring["n_param"]
+            scores, x_sim = score(t, result.theta, seed=cell.cell_seed, n_param=n_param)
     except Exception as error:
         return _empty(cell, "error", f"scoring failed: {type(error).__name__}: {error}", **cost)
     rows = _rows(cell, scores, status="ok", message="", **cost)

@@ -10,20 +10,31 @@ A method may tune itself for a preset by defining a class attribute on its confi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from simulators import SIMULATORS, get_simulator, simulator_options
 
-__all__ = ["PRESETS", "Cell", "Plan", "Preset", "derive_seed", "load_toml", "make_plan"]
+__all__ = [
+    "PRESETS",
+    "Cell",
+    "Plan",
+    "Preset",
+    "derive_seed",
+    "load_toml",
+    "make_plan",
+    "seeded_globals",
+]
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,24 @@ def derive_seed(*parts: object) -> int:
     """A stable 63-bit seed from ``parts`` (never Python's salted ``hash``)."""
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+@contextlib.contextmanager
+def seeded_globals(seed: int) -> Iterator[None]:
+    """Seeds torch's and numpy's *global* RNGs for the block and restores them afterwards.
+
+    For third-party code that draws from global RNGs (sbi, sklearn): the runner wraps fits and
+    scoring in it, so a cell's numbers do not depend on what ran before it in the process.
+    """
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    state = np.random.get_state()  # noqa: NPY002 (restored below)
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        try:
+            yield
+        finally:
+            np.random.set_state(state)  # noqa: NPY002
 
 
 def jsonable(value: Any) -> Any:

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from simulators import Simulator, get_simulator
 
-from .config import derive_seed
+from .config import derive_seed, seeded_globals
 
 __all__ = ["Score", "Task", "features", "metric_plan", "score", "task"]
 
@@ -160,7 +160,8 @@ def task(name: str, options: dict, seed: int, scoring: dict) -> Task:
     sees the same ``x_obs``.
     """
     options_json = json.dumps(options, sort_keys=True)
-    return _task(name, options_json, seed, scoring["n_param"], scoring["n_edges"])
+    with seeded_globals(derive_seed("task-globals", name, options_json, seed)):
+        return _task(name, options_json, seed, scoring["n_param"], scoring["n_edges"])
 
 
 @functools.lru_cache(maxsize=64)
