@@ -23,6 +23,11 @@ Observation: by default the summary ``x = (e, |m|)``, the coupling energy per sp
 spin; with a field the signed :math:`m` instead of :math:`|m|` (its sign carries the sign of
 :math:`h`). ``output="lattice"`` returns the spins themselves, shape ``(L, L)``.
 
+Exact references: Onsager's energy and Yang's magnetization (infinite lattice), Kaufman's
+partition function of the finite :math:`L \times L` torus (hence its exact energy and, as the
+energy is sufficient for :math:`T` at :math:`h = 0`, the exact posterior
+:meth:`Ising.posterior`), and enumeration of lattices up to :math:`4 \times 4`.
+
 Prior: uniform, :math:`T \in [1.5, 3.5]` (ordered to disordered phase around :math:`T_c`)
 and :math:`h \in [-0.5, 0.5]`. :math:`\theta^* = (3.0,)` or :math:`(3.0, 0.1)`: in the
 disordered phase, away from :math:`T_c`, where the correlation length (about 2 sites) is far
@@ -34,6 +39,10 @@ References:
 
     Yang, "The spontaneous magnetization of a two-dimensional Ising model", Phys. Rev. 85,
     808 (1952).
+
+    Kaufman, "Crystal statistics. II. Partition function evaluated by spinor analysis",
+    Phys. Rev. 76, 1232 (1949); Beale, "Exact distribution of energies in the
+    two-dimensional Ising model", Phys. Rev. Lett. 76, 78 (1996).
 
     Metropolis et al., "Equation of state calculations by fast computing machines",
     J. Chem. Phys. 21, 1087 (1953).
@@ -181,7 +190,13 @@ class GridPosterior:
         self.mass = torch.softmax(log_weights.double(), dim=0)
         self.low, self.high = self.edges[:1], self.edges[-1:]
 
-    def sample(self, shape=(), generator=None, device=None, dtype=torch.float32) -> Tensor:
+    def sample(
+        self,
+        shape: Sequence[int] = (),
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
         """Samples of shape ``(*shape, 1)``: a cell by inverse CDF, then uniform in the cell."""
         device = torch.device(device) if device else (generator.device if generator else None)
         u = torch.rand(*shape, 2, generator=generator, device=device, dtype=torch.float64)
@@ -324,8 +339,9 @@ class Ising(Simulator):
             )
         energy = lattice_statistics(x)[:, 0] if self.output == "lattice" else x[:, 0]
         check_positive_int("ising", "cells", cells)
-        edges = torch.linspace(float(self.prior.low[0]), float(self.prior.high[0]), cells + 1)
-        t = (edges[1:] + edges[:-1]).double() / 2
+        low, high = float(self.prior.low[0]), float(self.prior.high[0])
+        edges = torch.linspace(low, high, cells + 1, dtype=torch.float64)
+        t = (edges[1:] + edges[:-1]) / 2
         n, spins = energy.numel(), self.size**2
         log_like = -spins * energy.sum() / t - n * kaufman_log_partition(self.size, t)
-        return GridPosterior(edges.double(), log_like)
+        return GridPosterior(edges, log_like)
