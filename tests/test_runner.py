@@ -324,3 +324,26 @@ def test_one_writer_per_directory(tmp_path):
         with pytest.raises(ResultsError, match="another run is writing to"):
             avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
     avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path, report=False)
+
+
+def test_presets_tune_methods_through_their_config(monkeypatch):
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True)
+    class Tunable:
+        gamma: float = 0.0
+        steps: int = 10
+        presets: ClassVar[dict] = {"paper": {"gamma": 5.0, "steps": 1000}}
+
+    monkeypatch.setitem(METHODS, "tunable", Method("tunable", point_mass, Tunable))
+    quick = make_plan(["gaussian"], ["tunable"], preset="quick")
+    paper = make_plan(["gaussian"], ["tunable"], preset="paper")
+    mine = make_plan(["gaussian"], ["tunable"], preset="paper",
+                     method_options={"tunable": {"steps": 7}})  # fmt: skip
+    assert quick.cells[0].method_config == {"gamma": 0.0, "steps": 10}
+    assert paper.cells[0].method_config == {"gamma": 5.0, "steps": 1000}
+    assert mine.cells[0].method_config == {"gamma": 5.0, "steps": 7}  # the user wins
+    assert [c.budget for c in paper.cells] == [1000, 10000, 100000]
+    assert paper.cells[0].simulator_options["n_obs"] == get_simulator("gaussian").n_obs
+    assert quick.cells[0].simulator_options["n_obs"] == min(1000, get_simulator("gaussian").n_obs)
