@@ -118,6 +118,28 @@ class TimeIsingSweeps:
         if self.device == "cuda":
             torch.cuda.synchronize()
 
+    def track_spin_updates_per_second(self, backend, device):
+        start = time.perf_counter()
+        self.time_sweeps(backend, device)
+        return 1000 * 16 * 16 * 20 / (time.perf_counter() - start)
+
+    track_spin_updates_per_second.unit = "updates/s"
+
+
+class TimeIsingSimulate:
+    """asv: ``Ising().simulate`` of 1000 prior draws at the defaults, without and with field."""
+
+    params = ([False, True],)
+    param_names = ("field",)
+
+    def setup(self, field):
+        self.sim = get_simulator("ising", field=field)
+        self.theta = self.sim.prior.sample((1000,), generator=torch.Generator().manual_seed(0))
+        self.sim.simulate(self.theta[:64], torch.Generator().manual_seed(1))
+
+    def time_simulate(self, field):
+        self.sim.simulate(self.theta, torch.Generator().manual_seed(2))
+
 
 if __name__ == "__main__":
     main()
