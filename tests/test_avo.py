@@ -206,6 +206,11 @@ def test_invalid_config_names_the_field(field, value):
         AVOConfig(**{field: value})
 
 
+def test_initial_mean_outside_the_prior_is_rejected():
+    with pytest.raises(ValueError, match=r"avo: init_mean must lie inside the prior support"):
+        _fit("avo", get_simulator("weinberg", n_obs=100), 5000, init_mean=(60.0, 1.0))
+
+
 def test_budget_counts_every_simulation():
     sim = get_simulator("gaussian", n_obs=200)
     options = dict(

@@ -1,11 +1,14 @@
 r"""Adversarial critics for AVO: a leaky-ReLU MLP with hand-derived loss gradients.
 
-Two critic objectives (both minimised over the critic parameters :math:`\phi`):
+Three critic objectives (all minimised over the critic parameters :math:`\phi`):
 
 - ``"wgan-gp"`` (Gulrajani et al., 2017; the AVO paper's version):
   :math:`L_d = E_q[d(\tilde x)] - E_r[d(x)] + \lambda E[(\|\nabla_{\hat x} d(\hat x)\| - 1)^2]`
   with :math:`\hat x = \epsilon x + (1 - \epsilon) \tilde x`, :math:`\epsilon \sim U[0, 1]`;
   the simulator side then minimises :math:`L_g(\tilde x) = -d(\tilde x)`.
+- ``"wgan-lp"`` (Petzka et al., 2018): the same with the one-sided penalty
+  :math:`\lambda E[\max(0, \|\nabla_{\hat x} d\| - 1)^2]`, which lets the critic flatten
+  where the two samples agree instead of forcing unit slope everywhere.
 - ``"bce-r1"`` (Mescheder et al., 2018; the later AVO implementation): the logistic loss
   :math:`L_d = E_q[\mathrm{softplus}(d(\tilde x))] + E_r[\mathrm{softplus}(-d(x))]
   + \frac{\lambda}{2} E_r[\|\nabla_x d(x)\|^2]` and the non-saturating simulator loss
@@ -20,6 +23,8 @@ penalty has a closed form (below); :meth:`MLPCritic.loss_and_grad` implements it
 References:
     | Improved Training of Wasserstein GANs (Gulrajani et al., 2017)
     | https://arxiv.org/abs/1704.00028
+    | On the Regularization of Wasserstein GANs (Petzka, Fischer and Lukovnikov, 2018)
+    | https://arxiv.org/abs/1709.08894
     | Which Training Methods for GANs do actually Converge? (Mescheder et al., 2018)
     | https://arxiv.org/abs/1801.04406
 """

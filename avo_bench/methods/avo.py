@@ -12,11 +12,14 @@ The sign is the paper's: :math:`+\gamma H` is *minimised*, so :math:`\gamma > 0`
 entropy and concentrates :math:`q` toward a point estimate (AVO-MWE); :math:`\gamma = 0` lets
 :math:`q` spread into a posterior-predictive fit (AVO-EB), which is what population tasks need.
 
-Each *epoch* draws ``n_critic * critic_batch_size`` simulations from the current :math:`q` in one
-batched call, takes ``n_critic`` critic steps on them, then one proposal step on
+Each *epoch* draws the critic's simulations from the current :math:`q` in one batched call
+(``n_critic * critic_batch_size`` fresh ones as in the paper, or a ``critic_pool`` the critic's
+minibatches are resampled from), takes ``n_critic`` critic steps, then one proposal step on
 ``batch_size`` fresh simulations, or on the critic's simulations when ``reuse_simulations`` (they
-come from the same :math:`q`; the critic has seen them, a small bias traded for half the cost).
-Every simulation counts against the budget; the number of epochs follows from it.
+come from the same :math:`q`; the critic has seen them, a small bias traded for the budget).
+Every simulation counts against the budget: with budget :math:`B`, ``epochs = (B - warm-up) //
+per-epoch simulations`` (both recorded in ``Result.extras``), so larger budgets run longer.
+The paper's settings are reachable with a large budget, see ``scripts/reproduce_avo.py``.
 
 References:
     | Adversarial Variational Optimization of Non-Differentiable Simulators
@@ -39,17 +42,11 @@ from . import register
 from ._base import Result
 from ._critics import CRITIC_LOSSES, MLPCritic, critic_epoch, generator_loss
 from ._nn import FlatAdam
-from ._proposals import COORDINATES, MixtureProposal
+from ._proposals import BASELINES, COORDINATES, MixtureProposal, make_proposal, score_function_grad
 
 __all__ = ["BASELINES", "PROPOSALS", "AVOConfig", "Draw", "fit", "score_function_grad", "train"]
 
-BASELINES = ("optimal", "mean", "none")
 PROPOSALS = ("auto", "gaussian", "mixture")
-
-
-def _check(condition: bool, field: str, valid: str, value: object, name: str = "avo") -> None:
-    if not condition:
-        raise ValueError(f"{name}: {field} must be {valid}, got {value!r}")
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -63,7 +60,12 @@ def _is_real(value: object, low: float, high: float = math.inf) -> bool:
 
 @dataclass(frozen=True)
 class AVOConfig:
-    r"""Hyperparameters of AVO; the defaults suit the 10^4-simulation grid budget.
+    r"""Hyperparameters of AVO.
+
+    The defaults suit the grid's 10^4-simulation budget: 64 simulations per epoch reused by
+    20 critic steps and the proposal step (about 150 epochs), standardized data and
+    coordinates so one step size fits every simulator, Adam (0.02, betas 0.9/0.999) on the
+    proposal, whose second-moment memory damps the noisy score-function steps.
 
     The paper's settings are ``batch_size=64, critic_batch_size=32, n_critic=100,
     reuse_simulations=False, standardize_x=False, critic_warmup=100`` (Poisson:
@@ -71,7 +73,8 @@ class AVOConfig:
     ``critic_warmup=1000``, betas ``(0.9, 0.999)``), see ``scripts/reproduce_avo.py``.
 
     Attributes:
-        critic_loss: ``"wgan-gp"`` (paper) or ``"bce-r1"`` (later implementation).
+        critic_loss: ``"wgan-gp"`` (paper), ``"wgan-lp"`` (one-sided penalty, Petzka et al.,
+            2018) or ``"bce-r1"`` (logistic loss + R1, the later implementation).
         penalty: Gradient penalty weight :math:`\lambda \ge 0`.
         gamma: Entropy weight :math:`\gamma \ge 0`; the minimised objective is
             :math:`U_g + \gamma H(q)`, so larger values concentrate :math:`q`.
@@ -194,73 +197,6 @@ _RULES = [
 ]
 
 
-# proposal gradient -------------------------------------------------------------------------
-
-
-def _baseline(f: Tensor, scores: Tensor, kind: str) -> Tensor:
-    # Leave-one-out estimates: the baseline of sample m never uses sample m, so the gradient
-    # estimate stays unbiased.
-    m = f.shape[0]
-    if kind == "none":
-        return torch.zeros_like(f).unsqueeze(-1)
-    if kind == "mean":
-        return ((f.sum() - f) / (m - 1)).unsqueeze(-1)
-    weights = scores**2  # optimal per-parameter constant: E[f s_j^2] / E[s_j^2]
-    numerator = (f.unsqueeze(-1) * weights).sum(0) - f.unsqueeze(-1) * weights
-    denominator = weights.sum(0) - weights
-    safe = denominator > 1e-12 * weights.sum(0).clamp_min(1e-300)
-    return torch.where(safe, numerator / denominator.clamp_min(1e-300), 0.0)
-
-
-def score_function_grad(
-    proposal: MixtureProposal,
-    psi: Tensor,
-    theta: Tensor,
-    losses: Tensor,
-    config: AVOConfig,
-) -> tuple[Tensor, dict[str, float]]:
-    r"""Score-function estimate of :math:`\nabla_\psi [U_g + \gamma H(q_\psi)]`.
-
-    :math:`\hat g = \frac{1}{M} \sum_m (L_m - b_m) \nabla_\psi \log q(\theta_m \mid \psi)`.
-    Baselines :math:`b_m` (all leave-one-out, hence unbiased): ``"none"`` (plain REINFORCE),
-    ``"mean"`` (mean loss of the other samples) and ``"optimal"``, the default: per
-    coordinate :math:`b_j = E[L s_j^2] / E[s_j^2]`, the constant minimising the variance of
-    each gradient coordinate (Peters and Schaal, 2008), which matters as :math:`q` narrows and
-    the scores of :math:`\log \sigma` grow. The entropy gradient is exact for the Gaussian and
-    a score-function estimate (:math:`-\gamma \log q` added to the loss) for mixtures.
-
-    Arguments:
-        proposal: The proposal family.
-        psi: Its parameters ``(P,)``.
-        theta: Samples ``(M, d)`` drawn from :math:`q(\cdot \mid \psi)`.
-        losses: Per-sample :math:`L_g` ``(M,)`` of their simulations.
-        config: The AVO configuration (``gamma``, ``baseline``).
-
-    Returns:
-        The gradient ``(P,)`` and diagnostics: the mean loss and the summed variance of the
-        gradient estimate.
-
-    References:
-        | Reinforcement Learning of Motor Skills with Policy Gradients (Peters and Schaal, 2008)
-        | https://doi.org/10.1016/j.neunet.2008.02.003
-        | Black Box Variational Inference (Ranganath et al., 2014) https://arxiv.org/abs/1401.0118
-    """
-    f = losses.detach().to(psi.dtype)
-    batch = psi.detach().expand(theta.shape[0], -1).clone().requires_grad_(True)
-    log_q = proposal.log_prob(theta, batch)
-    (scores,) = torch.autograd.grad(log_q.sum(), batch)
-    leaf = psi.detach().requires_grad_(True)
-    entropy = proposal.entropy(leaf)
-    if entropy is None and config.gamma > 0:
-        f = f - config.gamma * log_q.detach()
-    terms = (f.unsqueeze(-1) - _baseline(f, scores, config.baseline)) * scores
-    grad = terms.mean(0)
-    if entropy is not None and config.gamma > 0:
-        grad = grad + config.gamma * torch.autograd.grad(entropy, leaf)[0]
-    variance = terms.var(0).sum() / theta.shape[0]
-    return grad, {"generator_loss": float(losses.mean()), "grad_var": float(variance)}
-
-
 # training loop (shared with the reparameterized baseline) ---------------------------------
 
 
@@ -273,34 +209,6 @@ class Draw(NamedTuple):
     theta: Tensor
     component: Tensor
     x: Tensor
-
-
-def _make_proposal(simulator, config: AVOConfig, generator: torch.Generator):
-    prior, d = simulator.prior, simulator.theta_dim
-    bounded = bool(torch.isfinite(prior.low).all() and torch.isfinite(prior.high).all())
-    if config.coordinates == "raw":
-        shift, scale = torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
-    elif bounded:
-        shift, scale = prior.low, prior.high - prior.low
-    else:
-        shift, scale = prior.mean().double(), prior.stddev().double()
-    kind = config.proposal
-    if kind == "auto":
-        kind = "mixture" if simulator.kind == "population" else "gaussian"
-    components = config.components if kind == "mixture" else 1
-    proposal = MixtureProposal(shift, scale, prior.low, prior.high, components)
-    mean = _vector(config.init_mean, "init_mean", d, prior.mean())
-    std = _vector(config.init_std, "init_std", d, prior.stddev())
-    outside = (mean < prior.low) | (mean > prior.high)
-    _check(not bool(outside.any()), "init_mean", "inside the prior support", config.init_mean)
-    return proposal, proposal.init_params(mean, std, generator)
-
-
-def _vector(value: tuple[float, ...] | None, field: str, d: int, default: Tensor) -> Tensor:
-    if value is None:
-        return default.double()
-    _check(len(value) in (1, d), field, f"a tuple of 1 or {d} numbers", value)
-    return torch.tensor(value, dtype=torch.float64).expand(d).clone()
 
 
 def _epochs(budget: int, config: AVOConfig, name: str) -> tuple[int, int, int]:
@@ -335,7 +243,7 @@ def train(simulator, x_obs, budget, config, generator, device, grad_fn, name, pa
     device = torch.device(device)
     x_obs = torch.as_tensor(x_obs).to(device, torch.float32).flatten(1)
     epochs, per_epoch, warmup = _epochs(budget, config, name)
-    proposal, psi = _make_proposal(simulator, config, generator)
+    proposal, psi = make_proposal(simulator, config, generator)
     psi = psi.to(device)
     loc, scale = x_obs.mean(0), x_obs.std(0) if x_obs.shape[0] > 1 else x_obs.new_ones(1)
     if not config.standardize_x:
