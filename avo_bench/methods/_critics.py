@@ -152,7 +152,7 @@ class MLPCritic:
         d_fake, d_real = out[:m], out[m : 2 * m]
         delta = self._output_grad(d_fake, d_real, loss)  # zero on the penalty rows
         grads = self._backprop(delta, hs, slopes)
-        value = self._add_penalty_grad(grads, [s[2 * m :] for s in slopes], loss, penalty)
+        norm = self._add_penalty_grad(grads, [s[2 * m :] for s in slopes], loss, penalty)
         grad = torch.cat([g.reshape(-1) for g in grads])
         if not stats:
             return None, grad
@@ -160,7 +160,8 @@ class MLPCritic:
             adversarial = d_fake.mean() - d_real.mean()
         else:
             adversarial = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
-        return torch.stack([adversarial + value, d_fake.mean(), d_real.mean()]), grad
+        value = adversarial + _penalty_value(norm, loss, penalty)
+        return torch.stack([value, d_fake.mean(), d_real.mean()]), grad
 
     def _output_grad(self, d_fake: Tensor, d_real: Tensor, loss: str) -> Tensor:
         # d(loss)/d(output) for the simulated, observed and penalty rows, shape (3m, 1).
@@ -188,6 +189,7 @@ class MLPCritic:
     def _add_penalty_grad(
         self, grads: list[Tensor], slopes: list[Tensor], loss: str, penalty: float
     ) -> Tensor:
+        # Adds the penalty's gradient to grads in place; returns the gradient norms (m, 1).
         # With S_l = diag(slope_l), grad_x d = W_1^T S_1 W_2^T S_2 ... W_L^T S_L w_out^T.
         # Backward vectors r_L = S_L w_out, r_l = S_l W_{l+1}^T r_{l+1}; forward vectors
         # f_0 = v = dP/d(grad_x d), f_l = S_l W_l f_{l-1}. Then dP/dW_l = r_l f_{l-1}^T and
@@ -196,20 +198,25 @@ class MLPCritic:
         for layer in range(len(slopes) - 2, -1, -1):
             rs.insert(0, slopes[layer] * (rs[0] @ self.weights[layer + 1]))
         grad_x = rs[0] @ self.weights[0]
-        norm = grad_x.norm(dim=-1, keepdim=True)
+        norm = torch.linalg.vector_norm(grad_x, dim=-1, keepdim=True)
         m = grad_x.shape[0]
         if loss != "bce-r1":
             excess = norm - 1 if loss == "wgan-gp" else (norm - 1).relu()
-            value = penalty * (excess**2).mean()
             f = grad_x * (2 * penalty / m * excess / norm.clamp_min(1e-12))
         else:
-            value = penalty / 2 * (norm**2).mean()
             f = grad_x * (penalty / m)
         for layer, r in enumerate(rs):
             grads[2 * layer] = grads[2 * layer] + r.T @ f
             f = slopes[layer] * (f @ self.weights[layer].T)
         grads[-2] = grads[-2] + f.sum(0, keepdim=True)
-        return value
+        return norm
+
+
+def _penalty_value(norm: Tensor, loss: str, penalty: float) -> Tensor:
+    if loss == "bce-r1":
+        return penalty / 2 * (norm**2).mean()
+    excess = norm - 1 if loss == "wgan-gp" else (norm - 1).relu()
+    return penalty * (excess**2).mean()
 
 
 def critic_epoch(
