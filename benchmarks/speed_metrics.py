@@ -1,0 +1,144 @@
+"""Speed (and accuracy where a reference exists) of every metric at realistic sizes.
+
+Prints one line per (metric, d, n per side, variant): the value, the wall time and notes. Run
+sections separately on a busy machine; each stays within a few minutes on one core::
+
+    python benchmarks/speed_metrics.py --sections w1 js mmd params
+    python benchmarks/speed_metrics.py --sections c2st --sizes 1000 10000 --dims 1 2 10
+
+Samples are N(0, I) against N(0.5, I) unless stated. W1 on the quantized path is compared with
+cases whose exact value is known (a translated copy: W1 = |delta| exactly) and with POT's exact
+solver where that is affordable; C2ST's fast variant is compared with the sbibm protocol on the
+same data (speed-up = sbibm time / fast time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from avo_bench.metrics import (
+    c2st,
+    distance_to_truth,
+    histogram_edges,
+    jensen_shannon,
+    mean_error,
+    mmd2,
+    wasserstein1_estimate,
+)
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, tuple[float, float]]:
+    """The value of ``fn()`` and its (wall, CPU) seconds: on a shared machine the CPU time of
+    this process is the figure that does not depend on the other users' load."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    return value, (time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def samples(n: int, d: int, seed: int, shift: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randn(n, d, generator=g) + shift
+
+
+def report(metric: str, d: int, n: int, variant: str, value: float, seconds, note=""):
+    wall, cpu = seconds
+    print(f"{metric:17s} d={d:<3d} n={n:<6d} {variant:16s} value={value:<9.5f} "
+          f"wall={wall:7.3f}s cpu={cpu:7.3f}s  {note}", flush=True)  # fmt: skip
+
+
+def bench_w1(sizes: list[int], dims: list[int]) -> None:
+    for d in (d for d in dims if d <= 2):
+        for n in sizes:
+            a, b = samples(n, d, 0)
+            est, seconds = timed(lambda a=a, b=b: wasserstein1_estimate(a, b))
+            report(
+                "wasserstein1", d, n, est.path, est.value, seconds, f"bound={est.error_bound:.4f}"
+            )
+            if d == 1:
+                continue
+            delta = torch.tensor([0.3, 0.4])  # |delta| = 0.5 exactly
+            est, seconds = timed(lambda a=a, delta=delta: wasserstein1_estimate(a, a + delta))
+            error = est.value - 0.5
+            report("wasserstein1", d, n, est.path, est.value, seconds,
+                   f"translation: exact=0.5 error={error:+.4f} bound={est.error_bound:.4f}")  # fmt: skip
+    # Quantized against exact EMD at sizes where the exact solver is affordable.
+    for n in (3000, 5000):
+        a, b = samples(n, 2, 1)
+        exact, t_exact = timed(lambda a=a, b=b, n=n: wasserstein1_estimate(a, b, exact_max=n))
+        quant, t_quant = timed(lambda a=a, b=b: wasserstein1_estimate(a, b, exact_max=2000))
+        report("wasserstein1", 2, n, exact.path, exact.value, t_exact)
+        report("wasserstein1", 2, n, quant.path, quant.value, t_quant,
+               f"error vs exact={quant.value - exact.value:+.4f} bound={quant.error_bound:.4f}")  # fmt: skip
+
+
+def bench_js(sizes: list[int], dims: list[int]) -> None:
+    for d in (d for d in dims if d <= 2):
+        edges = histogram_edges(
+            torch.randn(100_000, d, generator=torch.Generator().manual_seed(9))
+        )
+        for n in sizes:
+            a, b = samples(n, d, 2)
+            value, seconds = timed(lambda a=a, b=b, e=edges: jensen_shannon(a, b, edges=e))
+            same = samples(n, d, 3, shift=0.0)
+            floor = jensen_shannon(*same, edges=edges)
+            report("jensen_shannon", d, n, "bits", value, seconds, f"floor={floor:.5f}")
+
+
+def bench_c2st(sizes: list[int], dims: list[int], sbibm_max: int) -> None:
+    for d in dims:
+        for n in sizes:
+            a, b = samples(n, d, 4, shift=0.5 / d**0.5)  # same Bayes accuracy in every d
+            fast, t_fast = timed(lambda a=a, b=b: c2st(a, b, seed=1))
+            report("c2st", d, n, "fast", fast, t_fast)
+            if n * d <= sbibm_max:
+                ref, t_ref = timed(lambda a=a, b=b: c2st(a, b, variant="sbibm", seed=1))
+                report("c2st", d, n, "sbibm", ref, t_ref,
+                       f"fast-sbibm={fast - ref:+.4f} speed-up={t_ref[1] / t_fast[1]:.1f}x (cpu)")  # fmt: skip
+
+
+def bench_mmd(sizes: list[int], dims: list[int]) -> None:
+    for d in dims:
+        for n in sizes:
+            a, b = samples(n, d, 5)
+            value, seconds = timed(lambda a=a, b=b: mmd2(a, b))
+            report("mmd2", d, n, "median-heuristic", value, seconds)
+
+
+def bench_params(sizes: list[int], dims: list[int]) -> None:
+    for d in dims:
+        for n in sizes:
+            a, b = samples(n, d, 6)
+            value, seconds = timed(lambda a=a, b=b: mean_error(a, b))
+            report("mean_error", d, n, "", value, seconds)
+            value, seconds = timed(lambda a=a, d=d: distance_to_truth(a, torch.zeros(d)))
+            report("distance_to_truth", d, n, "", value, seconds)
+
+
+SECTIONS = {"w1": bench_w1, "js": bench_js, "c2st": bench_c2st, "mmd": bench_mmd,
+            "params": bench_params}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sections", nargs="+", choices=sorted(SECTIONS), default=sorted(SECTIONS)
+    )
+    parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 10_000])
+    parser.add_argument("--dims", nargs="+", type=int, default=[1, 2, 10])
+    parser.add_argument("--sbibm-max", type=int, default=20_000,
+                        help="run the sbibm protocol only where n * d <= this")  # fmt: skip
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name in args.sections:
+        if name == "c2st":
+            bench_c2st(args.sizes, args.dims, args.sbibm_max)
+        else:
+            SECTIONS[name](args.sizes, args.dims)
+
+
+if __name__ == "__main__":
+    main()
