@@ -38,7 +38,7 @@ from simulators.weinberg import asymmetry
 
 PAPER = dict(
     batch_size=64, critic_batch_size=32, n_critic=100, critic_pool=None,
-    reuse_simulations=False, standardize_x=False, critic_lr=0.01, proposal_lr=0.01,
+    reuse_simulations=False, standardize_x=False, critic_lr=0.01, proposal_lr=0.01, average=0.0,
 )  # fmt: skip
 POISSON = dict(
     PAPER, coordinates="raw", init_mean=(math.log(5.0),), init_std=(1.0,), penalty=0.025,
@@ -116,15 +116,17 @@ def plot_paper(name, results, observed, edges, parameter, path):
         axes[0, 1].hist(simulated, edges, density=True, histtype="step", color=color, label=label)
         history = result.history
         axes[1, 0].plot(history["iteration"], history["critic_gap"], color=color, label=label)
-        for i, other in enumerate(names):
-            style = "-" if i == 0 else "--"
-            axes[1, 1].plot(history["iteration"], history[f"mean_{other}"], style, color=color,
-                            label=f"mean {other}, {label}")  # fmt: skip
+        for i, other in enumerate(names):  # psi: mean +- std of each parameter
+            mean, std = history[f"mean_{other}"], history[f"std_{other}"]
+            axes[1, 1].plot(history["iteration"], mean, "-" if i == 0 else "--", color=color,
+                            label=f"{other}, {label}")  # fmt: skip
+            axes[1, 1].fill_between(history["iteration"], mean - std, mean + std, color=color,
+                                    alpha=0.15)  # fmt: skip
     axes[0, 0].set(xlabel=parameter, title="final proposal q(theta | psi)")
     axes[0, 1].hist(observed, edges, density=True, histtype="step", color="C0", label="observed")
     axes[0, 1].set(xlabel="x", title="predictive vs observed")
     axes[1, 0].set(xlabel="epoch", ylabel="-U_d estimate", title="critic gap E_r d - E_q d")
-    axes[1, 1].set(xlabel="epoch", title="proposal mean trajectories")
+    axes[1, 1].set(xlabel="epoch", title="proposal psi: mean +- std")
     for ax in axes.flat:
         ax.legend(fontsize=7)
     fig.suptitle(f"AVO on {name} (paper settings)")

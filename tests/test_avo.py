@@ -241,6 +241,16 @@ def test_same_seed_same_result():
     assert not torch.equal(a.theta, c.theta)
 
 
+def test_average_zero_returns_the_last_iterate():
+    sim = get_simulator("gaussian", n_obs=200)
+    last, _, _ = _fit("avo", sim, 2000, average=0.0)
+    averaged, _, _ = _fit("avo", sim, 2000, average=0.9)
+    for name in ("theta1", "theta2"):
+        final = last.history[f"mean_{name}"].iloc[-1]
+        assert last.extras[f"final_mean_{name}"] == pytest.approx(final, rel=1e-12)
+        assert averaged.extras[f"final_mean_{name}"] != pytest.approx(final, rel=1e-6)
+
+
 class _Broken(Gaussian):
     def _simulate(self, theta, generator):
         return torch.full_like(theta, math.nan)
@@ -296,6 +306,7 @@ POISSON_PAPER = dict(
     proposal_lr=0.01,
     proposal_betas=(0.5, 0.5),
     epochs=300,
+    average=0.0,
 )
 
 
@@ -329,7 +340,7 @@ def test_weinberg_paper_settings_predictive():
         init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, batch_size=64,
         critic_batch_size=32, n_critic=100, critic_pool=None, critic_warmup=1000,
         reuse_simulations=False, standardize_x=False, critic_lr=0.01, critic_betas=(0.9, 0.999),
-        proposal_lr=0.01, proposal_betas=(0.9, 0.999), epochs=300, num_samples=50_000,
+        proposal_lr=0.01, proposal_betas=(0.9, 0.999), epochs=300, num_samples=50_000, average=0.0,
     )  # fmt: skip
     result, _, x_obs = _fit("avo", sim, 1_100_000, seed=1, **options)
     simulated = sim.simulate(result.theta, torch.Generator().manual_seed(5)).squeeze(-1)

@@ -108,6 +108,10 @@ class AVOConfig:
         standardize_x: Standardize data with the observed mean and standard deviation before
             the critic (the critic is then 1-Lipschitz in standardized units).
         epochs: Maximum number of epochs, or ``None``: as many as the budget allows.
+        average: Decay in ``[0, 1)`` of an exponential moving average of :math:`\psi` whose
+            proposal is returned (iterate averaging against the adversarial game's
+            oscillation, Yazici et al., 2019, https://arxiv.org/abs/1806.04498); ``0``
+            returns the last iterate, as the paper.
         num_samples: Number of :math:`\theta` samples returned from the final proposal.
     """
 
@@ -135,6 +139,7 @@ class AVOConfig:
     reuse_simulations: bool = True
     standardize_x: bool = True
     epochs: int | None = None
+    average: float = 0.95
     num_samples: int = 1000
 
     method: ClassVar[str] = "avo"
@@ -179,6 +184,7 @@ _RULES = [
     ("critic_pool", lambda v: v is None or _is_int(v, 2), "None or an integer >= 2"),
     ("components", *_integer(2)),
     ("num_samples", *_integer(1)),
+    ("average", *_UNIT),
     ("epochs", lambda v: v is None or _is_int(v, 1), "None or an integer >= 1"),
     ("critic_slope", *_UNIT),
     ("critic_betas", *_BETAS),
@@ -277,7 +283,7 @@ def train(simulator, x_obs, budget, config, generator, device, grad_fn, name, pa
 
     if config.critic_warmup > 0:
         critic_steps(config.critic_warmup)
-    rows = []
+    rows, psi_avg = [], psi.clone()
     for epoch in range(1, epochs + 1):
         if config.reset_critic_optimizer:
             critic_opt.reset()
@@ -290,13 +296,16 @@ def train(simulator, x_obs, budget, config, generator, device, grad_fn, name, pa
         grad, diagnostics = grad_fn(proposal, draw, critic, config)
         _nan_guard(name, epoch, critic_loss=stats, critic=critic.params, gradient=grad)
         psi_opt.step(grad)
+        psi_avg.lerp_(psi, 1.0 if epoch == 1 else 1 - config.average)
         _nan_guard(name, epoch, proposal=psi)
         rows.append(_row(epoch, simulator, proposal, psi, stats, gap, diagnostics))
         if epoch % max(1, epochs // 100) == 0 or epoch == epochs:
             report_progress(epoch, epochs, critic_loss=rows[-1]["critic_loss"])
-    theta, _ = proposal.sample(psi, config.num_samples, generator)
+    theta, _ = proposal.sample(psi_avg, config.num_samples, generator)
     history = pd.DataFrame(rows)
-    extras = _extras(config, (epochs, per_epoch, warmup), history, simulator)
+    extras = _extras(config, (epochs, per_epoch, warmup), proposal.summary(psi_avg), simulator)
+    extras["final_critic_loss"] = float(history["critic_loss"].iloc[-1])
+    extras["final_critic_gap"] = float(history["critic_gap"].iloc[-1])
     return Result(theta.float(), simulator.num_simulations, history, extras)
 
 
@@ -314,17 +323,16 @@ def _row(epoch, simulator, proposal, psi, stats, gap, diagnostics) -> dict[str, 
     return row
 
 
-def _extras(config, schedule, history, simulator) -> dict[str, object]:
+def _extras(config, schedule, summary, simulator) -> dict[str, object]:
+    # Settings actually used and the returned proposal's mean and std per parameter.
     extras: dict[str, object] = {
         "epochs": schedule[0],
         "simulations_per_epoch": schedule[1],
         "warmup_simulations": schedule[2],
-        "final_critic_loss": float(history["critic_loss"].iloc[-1]),
-        "final_critic_gap": float(history["critic_gap"].iloc[-1]),
     }
-    for name in simulator.parameter_names:
-        extras[f"final_mean_{name}"] = float(history[f"mean_{name}"].iloc[-1])
-        extras[f"final_std_{name}"] = float(history[f"std_{name}"].iloc[-1])
+    for i, name in enumerate(simulator.parameter_names):
+        extras[f"final_mean_{name}"] = float(summary[0][i])
+        extras[f"final_std_{name}"] = float(summary[1][i])
     extras["config"] = repr(asdict(config))
     return extras
 
