@@ -201,8 +201,8 @@ def make_proposal(simulator, config, generator: torch.Generator) -> tuple[Mixtur
     Arguments:
         simulator: Provides ``prior`` (``low``, ``high``, ``mean()``, ``stddev()``),
             ``theta_dim`` and ``kind``.
-        config: Reads ``proposal``, ``components``, ``coordinates``, ``init_mean``, ``init_std``
-            and ``method`` (the name in error messages).
+        config: Reads ``proposal``, ``components``, ``coordinates``, ``init_mean``,
+            ``init_std``, ``init_scale`` and ``method`` (the name in error messages).
         generator: Draws the initial mixture component means.
 
     Returns:
@@ -224,7 +224,8 @@ def make_proposal(simulator, config, generator: torch.Generator) -> tuple[Mixtur
     components = config.components if kind == "mixture" else 1
     proposal = MixtureProposal(shift, scale, prior.low, prior.high, components)
     mean = _vector(config.init_mean, "init_mean", d, prior.mean(), config.method)
-    std = _vector(config.init_std, "init_std", d, prior.stddev(), config.method)
+    default_std = config.init_scale * prior.stddev().double()
+    std = _vector(config.init_std, "init_std", d, default_std, config.method)
     if bool(((mean < prior.low) | (mean > prior.high)).any()):
         raise ValueError(
             f"{config.method}: init_mean must lie inside the prior support "

@@ -88,8 +88,12 @@ class AVOConfig:
         coordinates: Working coordinates of :math:`\psi`: ``"standardized"`` (box prior to
             :math:`[0, 1]`, Gaussian prior to z-scores) or ``"raw"``.
         init_mean: Initial proposal mean per parameter, or ``None`` for the prior mean.
-        init_std: Initial proposal standard deviation per parameter, or ``None`` for the
-            prior's.
+        init_std: Initial proposal standard deviation per parameter, or ``None`` for
+            ``init_scale`` times the prior's.
+        init_scale: Fraction of the prior standard deviation used when ``init_std`` is
+            ``None``. A proposal as wide as a broad prior simulates far into the tails (e.g.
+            Poisson rates up to e^5), where the critic's large values dominate the first
+            updates; a quarter of it avoids that detour.
         batch_size: Simulations :math:`M \ge 2` of a proposal step (unless reused).
         critic_batch_size: Simulated and observed rows :math:`m \ge 2` of a critic step.
         n_critic: Critic steps per epoch (:math:`\ge 1`).
@@ -124,6 +128,7 @@ class AVOConfig:
     coordinates: str = "standardized"
     init_mean: tuple[float, ...] | None = None
     init_std: tuple[float, ...] | None = None
+    init_scale: float = 0.25
     batch_size: int = 64
     critic_batch_size: int = 32
     n_critic: int = 20
@@ -184,6 +189,7 @@ _RULES = [
     ("critic_pool", lambda v: v is None or _is_int(v, 2), "None or an integer >= 2"),
     ("components", *_integer(2)),
     ("num_samples", *_integer(1)),
+    ("init_scale", lambda v: _is_real(v, 0) and v > 0, "a finite number > 0"),
     ("average", *_UNIT),
     ("epochs", lambda v: v is None or _is_int(v, 1), "None or an integer >= 1"),
     ("critic_slope", *_UNIT),
