@@ -1,0 +1,161 @@
+"""Tests of the sbi-backed baselines (npe, nle, nre); they skip cleanly without ``sbi``."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from avo_bench.methods import METHODS, CountingSimulator, get_method
+from simulators import SIMULATORS, get_simulator
+
+NEURAL = ("npe", "nle", "nre")
+HAS_SBI = importlib.util.find_spec("sbi") is not None
+needs_sbi = pytest.mark.skipif(
+    not HAS_SBI, reason="sbi not installed (pip install 'avo-bench[sbi]')"
+)
+FAST = {"max_num_epochs": 5}  # training length is irrelevant to the contract tests
+FAST_MCMC = {"num_chains": 10, "warmup_steps": 10, "thin": 1, "init_strategy": "proposal"}
+
+
+def fast_config(name):
+    return FAST if name == "npe" else {**FAST, **FAST_MCMC}
+
+
+def run(name, sim, x_obs, budget, seed=0, wrapper=None, **config):
+    method = get_method(name)
+    return method.fit(
+        wrapper or CountingSimulator(sim, budget),
+        x_obs,
+        budget=budget,
+        config=method.make_config(**config),
+        generator=torch.Generator().manual_seed(seed),
+        device="cpu",
+    )
+
+
+def observe(sim, seed=1):
+    return sim.observe(generator=torch.Generator().manual_seed(seed))
+
+
+def standardized_errors(theta, posterior):
+    """Largest error of the mean in posterior standard deviations, and the std ratios."""
+    mean, std = posterior.mean().double(), posterior.stddev().double()
+    error = ((theta.double().mean(0) - mean) / std).abs().max()
+    return float(error), theta.double().std(0) / std
+
+
+def c2st(a, b):
+    """C2ST accuracy from avo_bench.metrics (sbibm's classifier test)."""
+    from avo_bench.metrics import c2st as metric
+
+    return getattr(metric, "c2st", metric)(a, b)
+
+
+# registration, with or without sbi ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_registered_with_install_hint(name):
+    method = METHODS[name]
+    assert method.requires == "sbi" and "avo-bench[sbi]" in method.install_hint
+    assert method.available() == HAS_SBI
+    assert method.applicable(get_simulator("rosenbrock")) is not None
+    assert method.applicable(get_simulator("gaussian")) is None
+
+
+@pytest.mark.parametrize(
+    "name, field, value",
+    [
+        ("npe", "estimator", "resnet"),
+        ("nre", "estimator", "maf"),
+        ("nle", "num_chains", 0),
+        ("nle", "init_strategy", "mode"),
+        ("npe", "learning_rate", 0.0),
+        ("npe", "set_size", 1),
+    ],
+)
+def test_bad_config_names_field(name, field, value):
+    with pytest.raises(ValueError, match=field):
+        get_method(name).make_config(**{field: value})
+
+
+@pytest.mark.parametrize("name", NEURAL)
+@pytest.mark.parametrize("budget", [0, 19])
+def test_budget_below_minimum_names_minimum(name, budget):
+    sim = get_simulator("gaussian", dim=2, n_obs=1)
+    with pytest.raises(ValueError, match=r"budget must be an integer >= 20"):
+        run(name, sim, observe(sim), budget, wrapper=CountingSimulator(sim, 100))
+
+
+# contract (tiny trainings) -------------------------------------------------------------------
+
+
+@needs_sbi
+@pytest.mark.parametrize("name", NEURAL)
+def test_reproducible_and_leaves_global_rng_alone(name):
+    sim = get_simulator("gaussian", dim=2, n_obs=40)
+    x_obs = observe(sim)
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+    a = run(name, sim, x_obs, 600, seed=3, num_samples=50, **fast_config(name))
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()  # noqa: NPY002
+    assert all(np.array_equal(u, v) for u, v in zip(after, numpy_state, strict=True))
+    b = run(name, sim, x_obs, 600, seed=3, num_samples=50, **fast_config(name))
+    c = run(name, sim, x_obs, 600, seed=4, num_samples=50, **fast_config(name))
+    assert torch.equal(a.theta, b.theta) and not torch.equal(a.theta, c.theta)
+    m = a.extras["set_size"]
+    assert a.theta.shape == (50, 2) and a.num_simulations == (600 // m) * m <= 600
+    assert len(a.history) == a.extras["epochs"] >= 1
+    assert {"training_loss", "validation_loss"} <= set(a.history.columns)
+
+
+@needs_sbi
+def test_npe_gaussian_posterior_mean_and_width():
+    sim = get_simulator("gaussian", dim=2, n_obs=1)
+    x_obs = observe(sim)
+    result = run("npe", sim, x_obs, 2000, training_batch_size=500, learning_rate=1e-3)
+    error, ratio = standardized_errors(result.theta, sim.posterior(x_obs))
+    assert error < 0.35 and ((ratio > 0.7) & (ratio < 1.4)).all(), (error, ratio)
+
+
+# accuracy (slow) -----------------------------------------------------------------------------
+
+# C2ST ranges read from Lueckmann et al. 2021 (https://arxiv.org/abs/2101.04653), Fig. 2,
+# gaussian_linear: NPE about 0.6-0.7 at 10^3 and 0.55-0.62 at 10^4, NLE about 0.55-0.7 and NRE
+# about 0.6-0.8 at 10^3; widened for the noise of a 1,000-sample C2ST.
+PUBLISHED = {
+    ("npe", 1_000): (0.52, 0.78),
+    ("npe", 10_000): (0.5, 0.68),
+    ("nle", 1_000): (0.5, 0.75),
+    ("nre", 1_000): (0.52, 0.85),
+}
+
+
+@needs_sbi
+@pytest.mark.slow
+@pytest.mark.parametrize("name, budget", sorted(PUBLISHED))
+def test_sbibm_gaussian_linear_c2st(name, budget):
+    sim = get_simulator("gaussian", dim=10, prior_var=0.1, noise_var=0.1, n_obs=1)
+    x_obs = observe(sim)
+    result = run(name, sim, x_obs, budget)
+    posterior = sim.posterior(x_obs)
+    reference = posterior.sample((1000,), generator=torch.Generator().manual_seed(5))
+    low, high = PUBLISHED[name, budget]
+    accuracy = c2st(reference, result.theta)
+    assert low <= accuracy <= high, accuracy
+    error, _ = standardized_errors(result.theta, posterior)
+    assert error < 0.6
+
+
+@needs_sbi
+@pytest.mark.slow
+@pytest.mark.skipif("poisson" not in SIMULATORS, reason="poisson simulator not registered")
+def test_npe_poisson_posterior_against_exact():
+    sim = get_simulator("poisson", n_obs=10)
+    x_obs = observe(sim)
+    result = run("npe", sim, x_obs, 20_000, set_size=10)
+    error, ratio = standardized_errors(result.theta, sim.posterior(x_obs))
+    assert error < 0.35 and 0.75 < float(ratio) < 1.35, (error, ratio)
