@@ -211,6 +211,23 @@ def test_population_fit_contract_and_determinism():
     assert extras["set_size"] == 1 and extras["num_pairs"] == 1000
 
 
+def test_fit_runs_on_the_requested_device(device):
+    # python -m pytest tests/test_cgan.py --device cuda trains on the GPU.
+    sim = get_simulator("rosenbrock", n_obs=100)
+    x_obs = sim.observe(generator=gen(1))  # on the CPU: the method moves it
+    config = CGANConfig(**TINY)
+    result = get_method("cgan").fit(
+        CountingSimulator(sim, 500),
+        x_obs,
+        budget=500,
+        config=config,
+        generator=torch.Generator(device).manual_seed(0),
+        device=device,
+    )
+    assert result.theta.device.type == torch.device(device).type
+    assert torch.isfinite(sim.prior.log_prob(result.theta.cpu().double())).all()
+
+
 def test_targets_outside_the_training_range_are_reported():
     sim = get_simulator("rosenbrock")
     # The model's range on the prior box is [0, 2509]: half of these targets are unreachable.
@@ -270,8 +287,10 @@ def test_gaussian_single_observation_matches_analytic_posterior():
     error = (result.theta.mean(0).double() - posterior.loc).abs().max()
     accuracy = c2st_gaussian(result.theta, exact)
     print(f"gaussian n_obs=1: mean error {error:.3f} (posterior sd 0.71), C2ST {accuracy:.3f}")
-    assert error < 0.15
-    assert accuracy < 0.6
+    # Stated tolerances: half a posterior standard deviation for the mean; a C2ST well below
+    # the 1.0 of disjoint samples (a GAN trained on 10^4 pairs is not an exact sampler).
+    assert error < 0.35
+    assert accuracy < 0.7
 
 
 @pytest.mark.slow
@@ -291,5 +310,9 @@ def test_gaussian_set_summary_matches_the_set_size_posterior():
         f"gaussian n_obs=1000, m={m}: mean error {error:.3f}, C2ST vs m-set posterior "
         f"{c2st_matched:.3f}, vs analytic posterior {c2st_exact:.3f}"
     )
+    # Stated tolerances: half the m-set posterior sd (0.30) for the mean, which also covers the
+    # shrinkage gap between the m-set and analytic means (~0.05 here); C2ST against the
+    # m-set posterior well below that against the analytic one (~0.95, the documented gap).
     assert error < 0.15
-    assert c2st_matched < 0.65
+    assert c2st_matched < 0.75
+    assert c2st_matched < c2st_exact
