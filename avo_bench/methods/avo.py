@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import ClassVar, NamedTuple
 
@@ -39,7 +40,7 @@ from torch import Tensor
 from avo_bench.progress import report_progress
 
 from . import register
-from ._base import Result
+from ._base import CountingSimulator, Result
 from ._critics import CRITIC_LOSSES, MLPCritic, critic_epoch, generator_loss
 from ._nn import FlatAdam
 from ._proposals import BASELINES, COORDINATES, MixtureProposal, make_proposal, score_function_grad
@@ -244,7 +245,17 @@ def _nan_guard(name: str, epoch: int, **values: Tensor) -> None:
             raise FloatingPointError(f"{name}: NaN or inf in the {what} at iteration {epoch}")
 
 
-def train(simulator, x_obs, budget, config, generator, device, grad_fn, name, pathwise=False):
+def train(
+    simulator: CountingSimulator,
+    x_obs: Tensor,
+    budget: int,
+    config: AVOConfig,
+    generator: torch.Generator,
+    device: torch.device | str,
+    grad_fn: Callable[..., tuple[Tensor, dict[str, float]]],
+    name: str,
+    pathwise: bool = False,
+) -> Result:
     """The AVO loop with a pluggable proposal gradient; returns the method's Result.
 
     ``grad_fn(proposal, draw, critic, config)`` returns ``(grad, diagnostics)`` for a
@@ -354,7 +365,15 @@ def _avo_grad(proposal: MixtureProposal, draw: Draw, critic: MLPCritic, config: 
     config=AVOConfig,
     description="Adversarial Variational Optimization: critic + score-function proposal updates",
 )
-def fit(simulator, x_obs, *, budget, config, generator, device) -> Result:
+def fit(
+    simulator: CountingSimulator,
+    x_obs: Tensor,
+    *,
+    budget: int,
+    config: AVOConfig,
+    generator: torch.Generator,
+    device: torch.device | str,
+) -> Result:
     """Adversarial Variational Optimization (Louppe et al., 2019) of ``simulator`` to ``x_obs``.
 
     Arguments:

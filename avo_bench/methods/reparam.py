@@ -31,7 +31,7 @@ from torch import Tensor
 from simulators import Simulator
 
 from . import register
-from ._base import NotApplicable, Result
+from ._base import CountingSimulator, NotApplicable, Result
 from ._critics import MLPCritic, generator_loss
 from ._proposals import MixtureProposal
 from .avo import AVOConfig, Draw, train
@@ -100,7 +100,15 @@ def pathwise_grad(
     applicable=applicable,
     description="AVO's objective with reparameterized (pathwise) gradients; differentiable only",
 )
-def fit(simulator, x_obs, *, budget, config, generator, device) -> Result:
+def fit(
+    simulator: CountingSimulator,
+    x_obs: Tensor,
+    *,
+    budget: int,
+    config: ReparamConfig,
+    generator: torch.Generator,
+    device: torch.device | str,
+) -> Result:
     """Fits the AVO proposal by pathwise gradients through a differentiable simulator.
 
     Arguments:
