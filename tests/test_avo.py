@@ -206,6 +206,11 @@ def test_invalid_config_names_the_field(field, value):
         AVOConfig(**{field: value})
 
 
+def test_lists_from_config_files_become_tuples():
+    config = get_method("avo").make_config(critic_hidden=[16, 16], proposal_betas=[0.5, 0.9])
+    assert config.critic_hidden == (16, 16) and config.proposal_betas == (0.5, 0.9)
+
+
 def test_initial_mean_outside_the_prior_is_rejected():
     with pytest.raises(ValueError, match=r"avo: init_mean must lie inside the prior support"):
         _fit("avo", get_simulator("weinberg", n_obs=100), 5000, init_mean=(60.0, 1.0))

@@ -151,6 +151,9 @@ class AVOConfig:
     method: ClassVar[str] = "avo"
 
     def __post_init__(self):
+        for field in _TUPLES:  # TOML / JSON give lists
+            if isinstance(getattr(self, field), list):
+                object.__setattr__(self, field, tuple(getattr(self, field)))
         for field, ok, valid in _RULES:
             value = getattr(self, field)
             if not ok(value):
@@ -169,6 +172,7 @@ def _reals(v: object) -> bool:
     return isinstance(v, tuple) and len(v) > 0 and all(_is_real(x, -math.inf) for x in v)
 
 
+_TUPLES = ("init_mean", "init_std", "critic_hidden", "critic_betas", "proposal_betas")
 _UNIT = (lambda v: _is_real(v, 0) and v < 1), "a number in [0, 1)"
 _BETAS = (
     (lambda v: isinstance(v, tuple) and len(v) == 2 and all(_UNIT[0](b) for b in v)),
