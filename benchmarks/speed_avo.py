@@ -10,7 +10,8 @@ Usage::
 
     python benchmarks/speed_avo.py [--device cpu|cuda] [--repeat 1]
 
-Prints seconds per run and per epoch, milliseconds per critic step (critic alone, on fixed
+Functions are named ``measure_*`` (not ``time_*``) so that asv, which collects this folder,
+does not mistake them for its benchmarks. Prints seconds per run and per epoch, milliseconds per critic step (critic alone, on fixed
 data), and the speed-up over the reference anchors.
 """
 
@@ -40,7 +41,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_run(name: str, options: dict, device: torch.device) -> tuple[float, float, int]:
+def measure_run(name: str, options: dict, device: torch.device) -> tuple[float, float, int]:
     """Wall and CPU seconds of one full AVO run at the paper's settings (gamma = 5).
 
     CPU time is the fair figure on a shared machine, where wall time includes waiting.
@@ -60,7 +61,7 @@ def time_run(name: str, options: dict, device: torch.device) -> tuple[float, flo
     return time.perf_counter() - start, time.process_time() - cpu, result.num_simulations
 
 
-def time_critic_step(device: torch.device, steps: int = 3000) -> tuple[float, float]:
+def measure_critic_step(device: torch.device, steps: int = 3000) -> tuple[float, float]:
     """Wall and CPU milliseconds per WGAN-GP critic step (forward, gradient, Adam) alone."""
     g = torch.Generator(device=device).manual_seed(0)
     critic = MLPCritic(1, (10, 10), g)
@@ -84,12 +85,12 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("CUDA is not available")
-    step_ms, step_cpu = time_critic_step(device)
+    step_ms, step_cpu = measure_critic_step(device)
     print(f"critic step alone: {step_ms:.3f} ms wall, {step_cpu:.3f} ms CPU ({device})")
     for name, options in (("weinberg", WEINBERG), ("poisson", POISSON)):
         run_s, anchor_step = ANCHORS[name]
         for _ in range(args.repeat):
-            seconds, cpu, sims = time_run(name, options, device)
+            seconds, cpu, sims = measure_run(name, options, device)
             print(
                 f"{name}: {seconds:.2f} s wall / {cpu:.2f} s CPU per run, "
                 f"{cpu / 300 * 1e3:.1f} ms CPU per epoch, {sims} simulations; reference "
