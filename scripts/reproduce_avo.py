@@ -23,10 +23,6 @@ import math
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from scipy.spatial.distance import jensenshannon
@@ -105,8 +101,19 @@ def run_paper(name, options, epochs, seed, n_samples, edges):
     return rows, results, observed
 
 
+def _pyplot():
+    # Imported here: benchmarks/speed_avo.py imports this module's settings without matplotlib.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_paper(name, results, observed, edges, parameter, path):
     """Proposal, predictive vs observed, -U_d and psi trajectories, as in the paper's figures."""
+    plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for gamma, (result, simulated) in results.items():
         color, label = COLORS[gamma], f"gamma={gamma:g}"
@@ -151,6 +158,7 @@ def run_gaussian(seed, budget):
 
 
 def plot_gaussian(results, posterior, path):
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, mean in enumerate(posterior.mean().tolist()):
         ax.axhline(mean, color="k", lw=0.8, ls=":")
