@@ -261,14 +261,16 @@ def test_weinberg_predictive_near_floor_at_large_budget(name):
 
 # sbibm gaussian_linear comparison (slow) ----------------------------------------------------
 
-# C2ST ranges read from Lueckmann et al. 2021 (https://arxiv.org/abs/2101.04653), Fig. 2,
-# gaussian_linear: REJ-ABC about 0.97-1.0 at 10^3 and 0.93-0.99 at 10^4; SMC-ABC about
-# 0.93-1.0 at 10^3 and 0.8-0.95 at 10^4. Bounds are widened for 1,000-sample C2ST noise.
+# C2ST ranges read (approximately) from Lueckmann et al. 2021 (https://arxiv.org/abs/2101.04653),
+# Fig. 2, gaussian_linear: REJ-ABC about 0.95-1.0 at 10^3 and 0.9-0.97 at 10^4; SMC-ABC about
+# 0.9-1.0 at 10^3 and 0.75-0.9 at 10^4. Bounds are widened for the seed-to-seed spread and
+# the noise of a 1,000-sample C2ST (two seeds each here: 0.98-0.99, 0.89-0.97, 0.93-0.98 and
+# 0.79-0.84 in the order of the table).
 PUBLISHED = {
-    ("rejection_abc", 1_000): (0.93, 1.0),
-    ("rejection_abc", 10_000): (0.88, 1.0),
-    ("smc_abc", 1_000): (0.88, 1.0),
-    ("smc_abc", 10_000): (0.75, 0.97),
+    ("rejection_abc", 1_000): (0.9, 1.0),
+    ("rejection_abc", 10_000): (0.8, 1.0),
+    ("smc_abc", 1_000): (0.8, 1.0),
+    ("smc_abc", 10_000): (0.65, 0.95),
 }
 
 

@@ -10,8 +10,8 @@ We do not use the iid trick for NLE/NRE (training on single observations and sum
 log-likelihoods over the observed set): its MCMC evaluates the network on all :math:`n_{obs}`
 observations per step, too slow for the grid's time budget at :math:`n_{obs} \sim 10^4`.
 
-- **npe**: ``sbi.inference.NPE`` (NPE-C/APT: a conditional flow :math:`q(\theta \mid s)`, sampled directly;
-  samples outside the prior support are rejected by ``sbi``).
+- **npe**: ``sbi.inference.NPE`` (NPE-C/APT: a conditional flow :math:`q(\theta \mid s)`,
+  sampled directly; samples outside the prior support are rejected by ``sbi``).
 - **nle**: ``sbi.inference.NLE`` (NLE-A: a flow :math:`q(s \mid \theta)`), posterior sampled by
   ``sbi``'s vectorized slice-sampling MCMC.
 - **nre**: ``sbi.inference.NRE`` (NRE-B classifier of :math:`r(\theta, s)`), same MCMC.
