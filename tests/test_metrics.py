@@ -146,7 +146,7 @@ def weinberg_sample(c, n, generator):
     """Inverse-CDF sampling of 3/8 (1 + x^2 + c x) on [-1, 1], by vectorized bisection."""
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     lo, hi = -torch.ones_like(u), torch.ones_like(u)
-    for _ in range(60):
+    for _ in range(45):
         x = (lo + hi) / 2
         cdf = 3 / 8 * ((x + 1) + (x**3 + 1) / 3 + c * (x**2 - 1) / 2)
         lo, hi = torch.where(cdf < u, x, lo), torch.where(cdf < u, hi, x)
@@ -295,10 +295,12 @@ def test_c2st_fast_near_bayes_accuracy(d, shift):
         (2, 0.5, 1.0, 30),
         pytest.param(2, 0.0, 1.5, 31, marks=pytest.mark.slow),
         pytest.param(2, 0.0, 1.0, 32, marks=pytest.mark.slow),
-        pytest.param(10, 0.15, 1.0, 33, marks=pytest.mark.slow),
+        pytest.param(2, 6.0, 1.0, 33, marks=pytest.mark.slow),
+        pytest.param(1, 0.0, 3.0, 34, marks=pytest.mark.slow),
     ],
 )
 def test_c2st_fast_matches_sbibm(d, shift, scale, seed):
+    # d <= 2 only: in d = 10 at 1,000 samples sbibm's classifier overfits (see the module doc).
     a, b = gaussians(1000, 1000, d, shift, seed, scale=scale)
     assert c2st(a, b, seed=seed) == pytest.approx(c2st(a, b, variant="sbibm", seed=seed), abs=0.02)
 

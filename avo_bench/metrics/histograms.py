@@ -116,9 +116,7 @@ def jensen_shannon(
     edges = _check_edges(edges, a.shape[1], a.device)
     if len(edges) <= 2:
         return _js(_counts(a, edges), _counts(b, edges))
-    values = [
-        _js(_counts(a[:, [j]], e[None]), _counts(b[:, [j]], e[None])) for j, e in enumerate(edges)
-    ]
+    values = [_js(_counts(a[:, [j]], (e,)), _counts(b[:, [j]], (e,))) for j, e in enumerate(edges)]
     return float(np.mean(values))
 
 
