@@ -79,6 +79,19 @@ class ProcessPool:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _threads_plugin(threads: int):
+    """A Dask worker plugin setting torch threads on every worker, also ones that join later."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class TorchThreads(WorkerPlugin):  # pickled by value (cloudpickle), no import on workers
+        name = "avo-bench-torch-threads"
+
+        def setup(self, worker) -> None:
+            _init_worker(threads)
+
+    return TorchThreads()
+
+
 class Dask:
     """Dask distributed: a running scheduler (``scheduler='tcp://host:port'``) or a
     ``LocalCluster`` of ``jobs`` single-threaded worker processes."""
@@ -103,7 +116,7 @@ class Dask:
         except (OSError, TimeoutError) as error:
             self._close_cluster()
             raise ValueError(f"cannot connect to Dask scheduler {scheduler!r}: {error}") from None
-        self.client.run(_init_worker, threads or 1)
+        self.client.register_plugin(_threads_plugin(threads or 1))
         self.jobs = jobs
 
     def map(self, cells: Iterable[Cell], progress: Callable | None = None) -> Iterator:
