@@ -347,3 +347,16 @@ def test_presets_tune_methods_through_their_config(monkeypatch):
     assert [c.budget for c in paper.cells] == [1000, 10000, 100000]
     assert paper.cells[0].simulator_options["n_obs"] == get_simulator("gaussian").n_obs
     assert quick.cells[0].simulator_options["n_obs"] == min(1000, get_simulator("gaussian").n_obs)
+
+
+def test_plain_bar_without_tqdm(monkeypatch, capsys):
+    from avo_bench.display import Bars
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # as if tqdm were not installed
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bars = Bars(total=3, done=1)
+    bars.handler(2, 4, {"loss": 0.5})
+    bars.advance("gaussian/prior")
+    bars.close()
+    err = capsys.readouterr().err
+    assert "gaussian/prior" in err and "2/3" in err and "#" in err
