@@ -89,7 +89,9 @@ METRICS: dict[str, Metric] = {
             c2st,
             "lower",
             0.5,
-            "classifier two-sample test accuracy, 0.5 = indistinguishable (variant='fast'|'sbibm')",
+            "classifier two-sample test accuracy, 0.5 = indistinguishable (below 0.5 is noise);"
+            " a's statistics z-score both sets, so sbibm passes the reference as a;"
+            " variant='fast'|'sbibm'",
         ),
         Metric(
             "mmd2", mmd2, "lower", 0.0, "unbiased MMD² with a Gaussian kernel (median heuristic)"

@@ -74,7 +74,9 @@ def c2st(
     """Classifier two-sample test accuracy between ``a`` and ``b``.
 
     Arguments:
-        a: Samples, shape ``(n, d)`` or ``(n,)``; also sets the z-scoring.
+        a: Samples, shape ``(n, d)`` or ``(n,)``; their mean and standard deviation z-score
+            both sets (sbibm passes the reference posterior samples here; a point mass, with
+            zero spread, cannot be z-scored and raises ``ValueError``).
         b: Samples, shape ``(m, d)`` or ``(m,)``.
         variant: ``"fast"`` or ``"sbibm"`` (see the module's docstring).
         seed: Seeds the folds and the classifiers' initialization and minibatches.

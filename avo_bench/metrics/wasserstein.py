@@ -21,7 +21,7 @@ allowed). The path taken is a pure function of the sizes (:func:`wasserstein1_pa
             + \frac{1}{n_b}\sum_j \|b_j - c(b_j)\|,
 
   where :math:`c(x)` is the center of :math:`x`. The bound is loose: measured against exact EMD
-  on 2-D Gaussian clouds of 3,000-5,000 points with ``m = 1000`` the error is -0.004 to -0.012
+  on 2-D Gaussian clouds of 3,000-5,000 points with ``m = 1000`` the error is -0.002 to -0.012
   (the quantized value is slightly low, since mismatches inside a cell cancel) while the bound is
   about 0.1. Sliced Wasserstein was not used: it is a different quantity (for a mean shift in
   2-D it is :math:`2/\pi` times :math:`W_1`), not an approximation of it.
