@@ -17,19 +17,21 @@ Two variants, sharing the preprocessing and the folds:
   same folds, but the five fold models are trained at once as one batched tensor program with
   hand-written gradients, in float32 on the inputs' device, for a fixed 5 epochs but at least
   250 Adam steps, at a learning rate of 3e-3 (three times sklearn's: with 1e-3, 250 steps
-  underfit a scale change in 1-D, where the layers have only 10 units). sbibm instead trains until the training loss
-  stops improving by 1e-4 for 10 epochs: 20-50 epochs in d <= 2 (the fast variant's saving at
-  10,000 samples), but in d = 10 at a few thousand samples its 100-unit layers keep memorizing
-  for thousands of epochs. sklearn's L2 term (``alpha=1e-4`` over the batch size) is left out.
+  underfit a scale change in 1-D, where the layers have only 10 units). sbibm instead trains
+  until the training loss stops improving by 1e-4 for 10 epochs: 20-50 epochs in d <= 2 (the
+  fast variant's saving at 10,000 samples), but in d = 10 at a few thousand samples its
+  100-unit layers keep memorizing for thousands of epochs. sklearn's L2 term (``alpha=1e-4``
+  over the batch size) is left out.
 
 Agreement, measured on Gaussian pairs in d <= 2 (equal; mean shift; scale x1.5 and x3; well
 separated; 200 to 10,000 samples per side): the two variants agree within 0.02 (mostly within
 0.005; the largest gaps are on equal distributions, where both are noise around 0.5), the fast
-one 5-15x cheaper in CPU time at 1,000 per side and 10-25x at 10,000
+one 5-13x cheaper in CPU time at 1,000 per side and 11-26x at 10,000
 (``benchmarks/speed_metrics.py``). In d = 10 with 1,000 per side (mean shift, best accuracy
-0.682) sbibm gave 0.612 after 950 s and the fast variant 0.675 after 1.4 s: there sbibm's value
-is lowered by overfitting and the fast variant is *not* comparable with sbibm tables; use
-``variant="sbibm"`` where such a comparison is the point.
+0.682) both classifiers overfit and the value depends on how long they train: sbibm gave 0.612
+(after 950 s), the fast variant 0.643 (0.5 s; 0.675 at learning rate 1e-3). There the fast
+variant is *not* comparable with sbibm tables; use ``variant="sbibm"`` where such a comparison
+is the point. At 10,000 per side in d = 10 the fast variant gives 0.593 for a best of 0.599.
 
 Both variants first sort the rows of each set lexicographically, so that the folds, hence the
 value, do not depend on the order of the samples (sbibm assigns folds in input order: the same
@@ -40,7 +42,6 @@ References:
     https://arxiv.org/abs/1610.06545
     Lueckmann et al., "Benchmarking Simulation-Based Inference", AISTATS 2021,
     https://arxiv.org/abs/2101.04653
-    Goyal et al., "Accurate, Large Minibatch SGD", 2017, https://arxiv.org/abs/1706.02677
 """
 
 from __future__ import annotations
