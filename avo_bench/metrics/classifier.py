@@ -24,9 +24,10 @@ Two variants, sharing the preprocessing and the folds:
   over the batch size) is left out.
 
 Agreement, measured on Gaussian pairs in d <= 2 (equal; mean shift; scale x1.5 and x3; well
-separated; 200 to 10,000 samples per side): the two variants agree within 0.02 (mostly within
-0.005; the largest gaps are on equal distributions, where both are noise around 0.5), the fast
-one 5-13x cheaper in CPU time at 1,000 per side and 11-26x at 10,000
+separated) on fresh seeds: at 1,000 and 10,000 samples per side the two variants agree within
+0.02, mostly within 0.005 (the largest gaps on equal distributions, where both are noise around
+0.5); at 200 per side within 0.03, the size of either value's own sampling noise. The fast
+one is 5-13x cheaper in CPU time at 1,000 per side and 11-26x at 10,000
 (``benchmarks/speed_metrics.py``). In d = 10 with 1,000 per side (mean shift, best accuracy
 0.682) both classifiers overfit and the value depends on how long they train: sbibm gave 0.612
 (after 950 s), the fast variant 0.643 (0.5 s; 0.675 at learning rate 1e-3). There the fast
