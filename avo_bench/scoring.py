@@ -122,7 +122,7 @@ def _posterior_metrics(theta: Tensor, reference: Tensor, seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
     return {
         "wasserstein1": _guarded(lambda: m.wasserstein1(theta, reference, generator=g)),
-        "c2st": _guarded(lambda: m.c2st(theta, reference, seed=seed % 2**31)),
+        "c2st": _guarded(lambda: m.c2st(reference, theta, seed=seed % 2**31)),  # sbibm order
         "mean_error": _guarded(lambda: m.mean_error(theta, reference)),
     }
 
