@@ -257,7 +257,9 @@ def test_average_zero_returns_the_last_iterate():
 
 
 class _Broken(Gaussian):
-    def _simulate(self, theta, generator):
+    # Observed data is fine (observe uses _simulate); simulations for the method are NaN.
+    def simulate(self, theta, generator=None):
+        self.check_theta(theta)
         return torch.full_like(theta, math.nan)
 
 

@@ -6,13 +6,14 @@ and the tests read :data:`METHODS` and never list method names themselves.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
 
 from simulators import Simulator
 
-from ._base import BudgetExceeded, CountingSimulator, Method, NotApplicable, Result
+from ._base import BudgetExceeded, CountingSimulator, Method, NotApplicable, Result, check_inputs
 
 __all__ = [
     "METHODS",
@@ -40,18 +41,26 @@ def register(
     """Decorator registering a method's ``fit`` function under ``name``."""
 
     def decorator(fit: Callable[..., Result]) -> Callable[..., Result]:
+        @functools.wraps(fit)
+        def checked(simulator, x_obs, *, budget, config, generator, device) -> Result:
+            # One place validates what every method receives, before any work.
+            check_inputs(name, simulator, x_obs, budget)
+            return fit(
+                simulator, x_obs, budget=budget, config=config, generator=generator, device=device
+            )
+
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered; names: {sorted(METHODS)}")
         METHODS[name] = Method(
             name=name,
-            fit=fit,
+            fit=checked,
             config=config,
             applicable=applicable or (lambda simulator: None),
             requires=requires,
             install_hint=install_hint,
             description=description or (fit.__doc__ or "").strip().split("\n")[0],
         )
-        return fit
+        return checked
 
     return decorator
 

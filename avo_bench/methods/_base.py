@@ -32,6 +32,7 @@ __all__ = [
     "Method",
     "NotApplicable",
     "Result",
+    "check_inputs",
 ]
 
 
@@ -112,6 +113,29 @@ class CountingSimulator:
 
     def __repr__(self) -> str:
         return f"CountingSimulator({self.simulator!r}, used={self.num_simulations}/{self.budget})"
+
+
+def check_inputs(name: str, simulator, x_obs: Tensor, budget: int) -> None:
+    """Validates what every ``fit`` receives: ``ValueError`` naming the bad value.
+
+    Arguments:
+        name: The method's name (for messages).
+        simulator: The (counting) simulator.
+        x_obs: Observed data, expected shape ``(n >= 1, *x_shape)``, finite.
+        budget: Simulation budget, an integer ``>= 1``.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"{name}: budget must be an integer >= 1, got {budget!r}")
+    if not isinstance(x_obs, Tensor):
+        raise ValueError(f"{name}: x_obs must be a torch.Tensor, got {type(x_obs).__name__}")
+    shape = tuple(simulator.x_shape)
+    if x_obs.ndim != 1 + len(shape) or tuple(x_obs.shape[1:]) != shape or x_obs.shape[0] < 1:
+        raise ValueError(
+            f"{name}: x_obs must have shape (n >= 1, {', '.join(map(str, shape))}) for "
+            f"simulator {simulator.name!r}, got {tuple(x_obs.shape)}"
+        )
+    if not torch.isfinite(x_obs).all():
+        raise ValueError(f"{name}: x_obs contains NaN or inf")
 
 
 @dataclass(frozen=True)
