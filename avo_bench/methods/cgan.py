@@ -221,8 +221,8 @@ def _step(g_net, critic, theta, y, z, opt_g, opt_d, config) -> Tensor:
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    probs = torch.sigmoid(torch.stack([real_logit.mean(), fake_logit.mean()])).detach()
-    return torch.cat([torch.stack([d_loss, g_loss]).detach(), probs])
+    probs = torch.stack([torch.sigmoid(real_logit).mean(), torch.sigmoid(fake_logit).mean()])
+    return torch.cat([torch.stack([d_loss, g_loss]), probs]).detach()
 
 
 def _history_row(epoch: int, step: int, means: Tensor) -> dict[str, float]:
