@@ -89,12 +89,12 @@ def test_default_config_is_valid_and_frozen():
 @pytest.mark.parametrize(
     "make_x, match",
     [
-        (lambda: torch.zeros(10, 2), r"shape \(n_obs >= 1, 1\)"),
-        (lambda: torch.zeros(10), r"shape"),
-        (lambda: torch.zeros(0, 1), r"shape"),
-        (lambda: torch.tensor([[300.0], [math.nan]]), "finite; row 1"),
+        (lambda: torch.zeros(10, 2), r"x_obs must have shape \(n(_obs)? >= 1, 1\)"),
+        (lambda: torch.zeros(10), "x_obs must have shape"),
+        (lambda: torch.zeros(0, 1), "x_obs must have shape"),
+        (lambda: torch.tensor([[300.0], [math.nan]]), "x_obs (contains NaN|must be finite)"),
         (lambda: torch.ones(5, 1, dtype=torch.int64), "floating-point"),
-        (lambda: [[300.0]], "floating-point"),
+        (lambda: [[300.0]], "x_obs must be a"),
     ],
 )
 def test_bad_observed_data_raises_before_simulating(make_x, match):
