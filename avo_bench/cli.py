@@ -128,8 +128,9 @@ def _run(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     options.setdefault("quiet", False)
-    if options.get("threads"):  # this process runs the cells of the in-process executor
-        torch.set_num_threads(options["threads"])
+    # This process runs the cells of the in-process executor: pin its torch threads like the
+    # workers' (default 1; torch's default pool stalls under contention on small machines).
+    torch.set_num_threads(options.get("threads") or 1)
     rows = run(**options)
     cells = rows.drop_duplicates(["simulator", "method", "seed", "budget"])
     counts = ", ".join(f"{v} {k}" for k, v in cells.status.value_counts().items())
