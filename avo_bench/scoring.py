@@ -7,7 +7,9 @@ and Jensen-Shannon. This is the AVO/GAN objective :math:`\\rho(p_r(x), \\int p(x
 q(\\theta) d\\theta)`, so every method is scored on one footing. Rows outside the prior support
 are dropped before simulating; their fraction is reported as the ``outside_prior`` metric.
 
-*Parameter space*: point tasks are scored by ``distance_to_truth``; simulators with an exact
+*Parameter space*: point tasks are scored by ``distance_to_truth``, measured on the simulator's
+``identified(theta)`` (``theta`` itself, or what the data identify: for ``weinberg`` the
+asymmetry ``c``, since (E_beam, G_f) are not identified); simulators with an exact
 ``posterior(x_obs)`` by W1, C2ST and the error of the mean against reference posterior draws.
 
 Each metric carries its *floor*: the same metric between two independent draws of the
@@ -146,9 +148,9 @@ def _task(name: str, options_json: str, seed: int, n_param: int, n_edges: int) -
         exact = simulator.posterior(x_obs)
         posterior = exact.sample((2 * n_param,), generator=draws).double()
     if simulator.true_parameters is not None and posterior is not None:
-        star = simulator.true_parameters.double()
+        star = simulator.identified(simulator.true_parameters.double()[None])[0]
         floors[("truth", "distance_to_truth")] = float(
-            _metrics().distance_to_truth(posterior[:n_param], star)
+            _metrics().distance_to_truth(simulator.identified(posterior[:n_param]), star)
         )
     return Task(simulator, x_obs, edges, posterior, floors)
 
@@ -211,8 +213,9 @@ def score(t: Task, theta: Tensor, *, seed: int, n_param: int) -> tuple[list[Scor
               for k, (v, e) in data.items()]  # fmt: skip
     scores.append(Score(*OUTSIDE, 1.0 - float(inside.double().mean()), 0.0))
     if t.simulator.true_parameters is not None:
-        star = t.simulator.true_parameters.double()
-        value, error = _guarded(lambda: m.distance_to_truth(theta.double(), star))
+        sim = t.simulator
+        star = sim.identified(sim.true_parameters.double()[None])[0]
+        value, error = _guarded(lambda: m.distance_to_truth(sim.identified(theta.double()), star))
         floor = t.floors.get(("truth", "distance_to_truth"), math.nan)
         scores.append(Score("truth", "distance_to_truth", value, floor, message=error))
     if t.posterior is not None:

@@ -215,6 +215,15 @@ class Simulator:
     def _simulate(self, theta: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    def identified(self, theta: Tensor) -> Tensor:
+        """The function of ``theta`` that the data identify, ``(n, d_theta) -> (n, k)``.
+
+        Parameter-space distances to ``true_parameters`` are measured on it. The default is
+        ``theta`` itself; a simulator whose likelihood depends on ``theta`` only through a
+        lower-dimensional function (e.g. ``weinberg``: the asymmetry ``c``) returns that.
+        """
+        return theta
+
     def summarize(self, x: Tensor) -> Tensor:
         """Fixed-size summary of iid observed sets, for methods that condition on a whole set.
 

@@ -213,6 +213,10 @@ class Weinberg(Simulator):
             keep = keep & (x.abs() <= self.acceptance)
         return x, keep
 
+    def identified(self, theta: Tensor) -> Tensor:
+        """The asymmetry ``c(theta)``, shape ``(n, 1)``: the data identify nothing else."""
+        return asymmetry(theta)[..., None]
+
     def summarize(self, x: Tensor) -> Tensor:
         r"""Set means of :math:`x` and :math:`x^2`, ``(..., m, 1) -> (..., 2)``.
 

@@ -116,3 +116,11 @@ def test_unknown_name_lists_choices():
 def test_duplicate_registration():
     with pytest.raises(ValueError, match="already registered"):
         register(NAMES[0])(type("Dup", (Simulator,), {}))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_identified_is_a_function_of_theta(name):
+    sim = small(name)
+    theta = sim.prior.sample((4,), generator=gen(0), dtype=torch.float64)
+    value = sim.identified(theta)
+    assert value.ndim == 2 and value.shape[0] == 4 and torch.isfinite(value).all()

@@ -262,3 +262,15 @@ def test_large_sample_chi_square(theta):
     used = expected > 0
     chi2 = np.sum((observed[used] - expected[used]) ** 2 / expected[used])
     assert stats.chi2.sf(chi2, df=used.sum() - 1) > 1e-4
+
+
+def test_identified_parameter_is_the_asymmetry():
+    # theta on the same c-ridge as theta* is indistinguishable from it: distance 0 in c.
+    sim = get_simulator("weinberg")
+    star = sim.true_parameters.double()[None]
+    c_star = float(asymmetry(star))
+    e_beam = torch.tensor(44.0, dtype=torch.float64)
+    g_f = c_star / (2 * torch.tanh(10 * (2 * e_beam - 90) / 90))  # the paper's c with M_Z = 90
+    ridge = torch.stack([e_beam, g_f])[None]
+    assert torch.allclose(sim.identified(ridge), sim.identified(star), atol=1e-9)
+    assert sim.identified(star).shape == (1, 1)
