@@ -1,0 +1,178 @@
+"""asv benchmarks of AVO's kernels: one critic step, one proposal step, one full iteration.
+
+All three call the library's own code paths (:mod:`avo_bench.methods._critics`,
+:mod:`avo_bench.methods._proposals`, :func:`avo_bench.methods.avo.fit`) on the Weinberg
+simulator at the paper's settings: a (10, 10) leaky-ReLU critic, critic batches of 32 simulated
+and 32 observed rows, proposal steps on 64 simulations, 100 critic steps per iteration
+(Louppe, Hermans and Cranmer, AISTATS 2019, https://arxiv.org/abs/1707.07113). The training
+loop keeps its steps inside one function, so the benchmarks compose them from the same calls
+the loop makes, in the same order (see each method's docstring).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from avo_bench.methods import CountingSimulator, get_method
+from avo_bench.methods._critics import MLPCritic, critic_epoch, generator_loss
+from avo_bench.methods._nn import FlatAdam
+from avo_bench.methods._proposals import make_proposal, score_function_grad
+from avo_bench.methods.avo import AVOConfig
+from simulators import get_simulator
+
+from ._common import DEVICES, setup_device, sync
+
+# The paper's Weinberg settings (scripts/reproduce_avo.py: PAPER | WEINBERG), without warm-up.
+PAPER_WEINBERG = dict(
+    batch_size=64, critic_batch_size=32, n_critic=100, critic_pool=None,
+    reuse_simulations=False, standardize_x=False, critic_lr=0.01, proposal_lr=0.01, average=0.0,
+    init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, critic_warmup=1000,
+    critic_betas=(0.9, 0.999), proposal_betas=(0.9, 0.999),
+)  # fmt: skip
+N_OBS = 5_000  # observed events: only their mean and std matter (standardize_x=False: none)
+
+
+def paper_config(**changes) -> AVOConfig:
+    """The paper's Weinberg configuration with ``changes`` applied."""
+    return AVOConfig(**{**PAPER_WEINBERG, **changes})
+
+
+class CriticStep:
+    """One WGAN-GP critic step: ``MLPCritic.loss_and_grad`` then ``FlatAdam.step``, as
+    ``critic_epoch`` takes it for every minibatch of ``m`` simulated and ``m`` observed rows."""
+
+    params = (DEVICES, [32, 1024])
+    param_names = ["device", "critic_batch"]
+
+    def setup(self, device, m):
+        self.device = setup_device(device)
+        g = torch.Generator(self.device).manual_seed(0)
+        self.critic = MLPCritic(1, (10, 10), g)
+        self.optimizer = FlatAdam(self.critic.params, 0.01, (0.9, 0.999))
+        fake = torch.randn(m, 1, generator=g, device=self.device) + 1.0
+        real = torch.randn(m, 1, generator=g, device=self.device)
+        eps = torch.rand(m, 1, generator=g, device=self.device)
+        self.batch = torch.cat([fake, real, eps * real + (1 - eps) * fake])
+        self.penalty = PAPER_WEINBERG["penalty"]
+        self.step()  # warm-up
+
+    def step(self) -> None:
+        _, grad = self.critic.loss_and_grad(self.batch, "wgan-gp", self.penalty, stats=False)
+        self.optimizer.step(grad)
+
+    def time_critic_step(self, device, m):
+        self.step()
+        sync(self.device)
+
+
+class CriticEpoch:
+    """``critic_epoch``: the paper's 100 critic steps of an iteration on fixed data."""
+
+    params = (DEVICES, [32, 1024])
+    param_names = ["device", "critic_batch"]
+    steps = 100
+
+    def setup(self, device, m):
+        self.device = setup_device(device)
+        self.generator = torch.Generator(self.device).manual_seed(0)
+        self.critic = MLPCritic(1, (10, 10), self.generator)
+        self.optimizer = FlatAdam(self.critic.params, 0.01, (0.9, 0.999))
+        shape = (self.steps, m, 1)
+        self.fake = torch.randn(shape, generator=self.generator, device=self.device) + 1.0
+        self.real = torch.randn(shape, generator=self.generator, device=self.device)
+        self.run(2)  # warm-up
+
+    def run(self, steps: int) -> torch.Tensor:
+        return critic_epoch(
+            self.critic, self.optimizer, self.fake[:steps], self.real[:steps], "wgan-gp",
+            PAPER_WEINBERG["penalty"], self.generator,
+        )  # fmt: skip
+
+    def time_critic_epoch(self, device, m):
+        self.run(self.steps)
+        sync(self.device)
+
+    def track_critic_steps_per_second(self, device, m):
+        sync(self.device)
+        start = time.perf_counter()
+        self.run(self.steps)
+        sync(self.device)
+        return self.steps / (time.perf_counter() - start)
+
+    track_critic_steps_per_second.unit = "steps/s"
+
+
+class ProposalStep:
+    """One proposal step as ``avo.train`` takes it: draw ``M`` parameters from the proposal,
+    simulate them (Weinberg), score them with the critic, the score-function gradient
+    (``score_function_grad``, optimal baseline) and one Adam step on the proposal."""
+
+    params = (DEVICES, [64, 4096])
+    param_names = ["device", "batch"]
+
+    def setup(self, device, batch):
+        self.device = setup_device(device)
+        self.generator = torch.Generator(self.device).manual_seed(0)
+        self.simulator = get_simulator("weinberg")
+        self.config = paper_config(batch_size=batch)
+        self.proposal, psi = make_proposal(self.simulator, self.config, self.generator)
+        self.psi = psi.to(self.device)
+        self.optimizer = FlatAdam(self.psi, self.config.proposal_lr, self.config.proposal_betas)
+        self.critic = MLPCritic(1, (10, 10), self.generator)
+        self.step()  # warm-up
+
+    def step(self) -> dict[str, float]:
+        theta, _ = self.proposal.sample(self.psi, self.config.batch_size, self.generator)
+        x = self.simulator.simulate(theta.float(), self.generator).flatten(1)
+        with torch.no_grad():
+            losses = generator_loss(self.critic(x), self.config.critic_loss)
+        grad, diagnostics = score_function_grad(
+            self.proposal, self.psi, theta.detach(), losses, self.config
+        )
+        self.optimizer.step(grad)
+        return diagnostics
+
+    def time_proposal_step(self, device, batch):
+        self.step()
+        sync(self.device)
+
+
+class Iteration:
+    """One full AVO iteration at the paper's batch sizes through ``avo.fit`` itself.
+
+    ``fit`` with ``epochs=1`` and no critic warm-up: 100 critic steps on 3,200 fresh
+    simulations, one proposal step on 64 more. It includes ``fit``'s set-up (proposal and critic
+    initialization, the history row, ``num_samples=1`` final draw), a few per cent of the step.
+    """
+
+    params = (DEVICES,)
+    param_names = ["device"]
+    timeout = 120
+
+    def setup(self, device):
+        self.device = setup_device(device)
+        self.simulator = get_simulator("weinberg")
+        g = torch.Generator(self.device).manual_seed(0)
+        self.x_obs = self.simulator.observe(N_OBS, generator=g)
+        self.method = get_method("avo")
+        self.config = paper_config(epochs=1, critic_warmup=0, num_samples=1)
+        self.iterate()  # warm-up
+
+    def iterate(self):
+        config = self.config
+        per_iteration = config.n_critic * config.critic_batch_size + config.batch_size
+        g = torch.Generator(self.device).manual_seed(1)
+        simulator = CountingSimulator(self.simulator, per_iteration)
+        return self.method.fit(
+            simulator, self.x_obs, budget=per_iteration, config=config, generator=g,
+            device=self.device,
+        )  # fmt: skip
+
+    def time_iteration(self, device):
+        self.iterate()
+        sync(self.device)
+
+    def peakmem_iteration(self, device):
+        self.iterate()
