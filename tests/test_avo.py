@@ -199,6 +199,7 @@ def test_entropy_term_concentrates_the_proposal():
         ("critic_batch_size", 1),
         ("init_std", (0.0,)),
         ("critic_betas", (0.9, 1.0)),
+        ("proposal_schedule", "linear"),
     ],
 )
 def test_invalid_config_names_the_field(field, value):
@@ -254,6 +255,19 @@ def test_average_zero_returns_the_last_iterate():
         final = last.history[f"mean_{name}"].iloc[-1]
         assert last.extras[f"final_mean_{name}"] == pytest.approx(final, rel=1e-12)
         assert averaged.extras[f"final_mean_{name}"] != pytest.approx(final, rel=1e-6)
+
+
+def test_cosine_schedule_anneals_the_proposal_step():
+    sim = get_simulator("gaussian", n_obs=200)
+    options = dict(epochs=40, average=0.0, proposal_lr=0.05)
+    constant, _, _ = _fit("avo", sim, 10_000, **options)
+    cosine, _, _ = _fit("avo", sim, 10_000, proposal_schedule="cosine", **options)
+    moves = {}
+    for name, result in (("constant", constant), ("cosine", cosine)):
+        means = result.history[["mean_theta1", "mean_theta2"]].to_numpy()
+        steps = abs(means[1:] - means[:-1]).sum(1)
+        moves[name] = steps[-5:].mean()  # Adam moves ~lr per coordinate and step
+    assert moves["cosine"] < moves["constant"] / 20  # lr * (1 + cos(pi * 35/40)) / 2 < lr / 25
 
 
 class _Broken(Gaussian):
@@ -336,28 +350,37 @@ def test_gaussian_converges_with_a_large_budget():
     assert float((result.theta.mean(0) - target).norm()) < 0.15
 
 
+WEINBERG_ANNEALED = dict(
+    init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, batch_size=64,
+    critic_batch_size=32, n_critic=100, critic_pool=None, critic_warmup=1000,
+    reuse_simulations=False, standardize_x=False, critic_lr=0.01, critic_betas=(0.9, 0.999),
+    proposal_lr=0.01, proposal_betas=(0.9, 0.999), epochs=300, num_samples=50_000,
+    proposal_schedule="cosine", average=0.95,
+)  # fmt: skip
+
+
 @pytest.mark.slow
-def test_weinberg_paper_settings_predictive():
-    # Only c(E_beam, G_f) is identified: score the posterior predictive of x = cos A (50,000
-    # events; finite-sample floor W1 ~ 0.003, JS ~ 1e-4 bits on 15 bins) and c at the mean.
+@pytest.mark.parametrize("gamma", [0.0, 5.0])
+def test_weinberg_paper_settings_predictive(gamma):
+    # Paper settings with an annealed proposal step and EMA (scripts/reproduce_avo.py). Only
+    # c(E_beam, G_f) is identified and the density is linear in c, so the predictive fixes
+    # E_q[c] (measured within 0.016 of c* on seeds 0-7, both gammas); c of the proposal mean is
+    # within 0.02 at gamma = 5, and at gamma = 0, where q stays as wide as it starts along
+    # E_beam, below c* by Jensen's gap (-0.02 to -0.07). Predictive: 50,000 events, floor
+    # W1 ~ 0.003, JS ~ 1e-4 bits on 15 bins.
     from simulators.weinberg import asymmetry
 
     sim = get_simulator("weinberg")
-    options = dict(
-        init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, batch_size=64,
-        critic_batch_size=32, n_critic=100, critic_pool=None, critic_warmup=1000,
-        reuse_simulations=False, standardize_x=False, critic_lr=0.01, critic_betas=(0.9, 0.999),
-        proposal_lr=0.01, proposal_betas=(0.9, 0.999), epochs=300, num_samples=50_000, average=0.0,
-    )  # fmt: skip
-    result, _, x_obs = _fit("avo", sim, 1_100_000, seed=1, **options)
+    result, _, x_obs = _fit("avo", sim, 1_100_000, seed=11, gamma=gamma, **WEINBERG_ANNEALED)
     simulated = sim.simulate(result.theta, torch.Generator().manual_seed(5)).squeeze(-1)
     observed = x_obs.squeeze(-1)
-    assert stats.wasserstein_distance(simulated.numpy(), observed.numpy()) < 0.025
+    assert stats.wasserstein_distance(simulated.numpy(), observed.numpy()) < 0.02
     edges = torch.linspace(-1, 1, 16)
     p = torch.histogram(simulated, edges).hist
     q = torch.histogram(observed, edges).hist
     js = float(distance.jensenshannon(p.numpy(), q.numpy(), base=2) ** 2)
     assert js < 1e-3
+    c_star = float(asymmetry(sim.true_parameters[None]))
     mean = torch.tensor([[result.extras["final_mean_E_beam"], result.extras["final_mean_G_f"]]])
-    assert float(asymmetry(mean)) == pytest.approx(float(asymmetry(sim.true_parameters[None])),
-                                                   abs=0.12)  # fmt: skip
+    assert float(asymmetry(result.theta.double()).mean()) == pytest.approx(c_star, abs=0.05)
+    assert float(asymmetry(mean)) == pytest.approx(c_star, abs=0.05 if gamma > 0 else 0.12)
