@@ -364,14 +364,14 @@ WEINBERG_ANNEALED = dict(
 def test_weinberg_paper_settings_predictive(gamma):
     # Paper settings with an annealed proposal step and EMA (scripts/reproduce_avo.py). Only
     # c(E_beam, G_f) is identified and the density is linear in c, so the predictive fixes
-    # E_q[c] (measured within 0.016 of c* on seeds 0-7, both gammas); c of the proposal mean is
-    # within 0.02 at gamma = 5, and at gamma = 0, where q stays as wide as it starts along
-    # E_beam, below c* by Jensen's gap (-0.02 to -0.07). Predictive: 50,000 events, floor
-    # W1 ~ 0.003, JS ~ 1e-4 bits on 15 bins.
+    # E_q[c]: measured within 0.025 of c* on seeds 0-11, both gammas. c of the proposal mean:
+    # within 0.027 at gamma = 5; at gamma = 0, where q stays as wide as it starts along E_beam,
+    # below c* by Jensen's gap, -0.02 to -0.08. Predictive: 50,000 events, floor W1 ~ 0.003,
+    # JS ~ 1e-4 bits on 15 bins. The test's seed 12 (data seed 1012) was not used to tune.
     from simulators.weinberg import asymmetry
 
     sim = get_simulator("weinberg")
-    result, _, x_obs = _fit("avo", sim, 1_100_000, seed=11, gamma=gamma, **WEINBERG_ANNEALED)
+    result, _, x_obs = _fit("avo", sim, 1_100_000, seed=12, gamma=gamma, **WEINBERG_ANNEALED)
     simulated = sim.simulate(result.theta, torch.Generator().manual_seed(5)).squeeze(-1)
     observed = x_obs.squeeze(-1)
     assert stats.wasserstein_distance(simulated.numpy(), observed.numpy()) < 0.02
@@ -383,4 +383,4 @@ def test_weinberg_paper_settings_predictive(gamma):
     c_star = float(asymmetry(sim.true_parameters[None]))
     mean = torch.tensor([[result.extras["final_mean_E_beam"], result.extras["final_mean_G_f"]]])
     assert float(asymmetry(result.theta.double()).mean()) == pytest.approx(c_star, abs=0.05)
-    assert float(asymmetry(mean)) == pytest.approx(c_star, abs=0.05 if gamma > 0 else 0.12)
+    assert float(asymmetry(mean)) == pytest.approx(c_star, abs=0.05 if gamma > 0 else 0.1)
