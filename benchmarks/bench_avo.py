@@ -11,7 +11,9 @@ the loop makes, in the same order (see each method's docstring).
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -24,19 +26,15 @@ from simulators import get_simulator
 
 from ._common import DEVICES, setup_device, sync
 
-# The paper's Weinberg settings (scripts/reproduce_avo.py: PAPER | WEINBERG), without warm-up.
-PAPER_WEINBERG = dict(
-    batch_size=64, critic_batch_size=32, n_critic=100, critic_pool=None,
-    reuse_simulations=False, standardize_x=False, critic_lr=0.01, proposal_lr=0.01, average=0.0,
-    init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, critic_warmup=1000,
-    critic_betas=(0.9, 0.999), proposal_betas=(0.9, 0.999),
-)  # fmt: skip
-N_OBS = 5_000  # observed events: only their mean and std matter (standardize_x=False: none)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from reproduce_avo import WEINBERG_PAPER  # the paper's settings, one source
+
+N_OBS = 5_000  # observed events, the pool of the critic's observed minibatches
 
 
 def paper_config(**changes) -> AVOConfig:
     """The paper's Weinberg configuration with ``changes`` applied."""
-    return AVOConfig(**{**PAPER_WEINBERG, **changes})
+    return AVOConfig(**{**WEINBERG_PAPER, **changes})
 
 
 class CriticStep:
@@ -55,7 +53,7 @@ class CriticStep:
         real = torch.randn(m, 1, generator=g, device=self.device)
         eps = torch.rand(m, 1, generator=g, device=self.device)
         self.batch = torch.cat([fake, real, eps * real + (1 - eps) * fake])
-        self.penalty = PAPER_WEINBERG["penalty"]
+        self.penalty = WEINBERG_PAPER["penalty"]
         self.step()  # warm-up
 
     def step(self) -> None:
@@ -87,7 +85,7 @@ class CriticEpoch:
     def run(self, steps: int) -> torch.Tensor:
         return critic_epoch(
             self.critic, self.optimizer, self.fake[:steps], self.real[:steps], "wgan-gp",
-            PAPER_WEINBERG["penalty"], self.generator,
+            WEINBERG_PAPER["penalty"], self.generator,
         )  # fmt: skip
 
     def time_critic_epoch(self, device, m):

@@ -144,13 +144,12 @@ def test_proposal_step_moves_the_proposal_along_the_score_function_gradient():
 
 
 def test_iteration_is_one_paper_sized_avo_epoch():
-    from benchmarks.bench_avo import PAPER_WEINBERG, Iteration
+    from benchmarks.bench_avo import Iteration
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from reproduce_avo import PAPER, WEINBERG
-
-    assert {**PAPER, **WEINBERG} == PAPER_WEINBERG
     bench, _ = _setup(Iteration)
+    config = bench.config  # the paper's: 100 critic steps of 32 + 32 rows, 64 proposal rows
+    assert (config.n_critic, config.critic_batch_size, config.batch_size) == (100, 32, 64)
+    assert config.critic_pool is None and not config.reuse_simulations
     result = bench.iterate()
     assert result.extras["epochs"] == 1 and len(result.history) == 1
     assert result.num_simulations == 100 * 32 + 64  # n_critic x critic batch + proposal batch
@@ -290,6 +289,26 @@ def test_simulator_throughput_covers_the_registry():
     from simulators import SIMULATORS
 
     assert SimulatorThroughput.params[0] == sorted(SIMULATORS)
+
+
+# scaling script -----------------------------------------------------------------------------
+
+
+def test_loglog_slope_recovers_a_power_law():
+    from benchmarks.scaling import loglog_slope
+
+    sizes = np.array([10.0, 100.0, 1000.0, 5000.0])
+    assert loglog_slope(sizes, 3e-7 * sizes**2.5) == pytest.approx(2.5)
+
+
+def test_scaling_builds_every_kernel_at_its_smallest_size():
+    from benchmarks.scaling import KERNELS, measure_scaling
+
+    for name, scaling in KERNELS.items():
+        assert list(scaling.sizes) == sorted(scaling.sizes) and len(scaling.sizes) >= 3, name
+        scaling.build(scaling.sizes[0], "cpu")()
+    row = measure_scaling("gaussian", "cpu", quick=True)
+    assert row["sizes"] == "1,000-100,000" and math.isfinite(row["slope"])
 
 
 # asv ----------------------------------------------------------------------------------------
