@@ -31,7 +31,7 @@ def gaussian_linear():
     return simulator, simulator.observe(generator=torch.Generator().manual_seed(1))
 
 
-def time_method(name: str, budget: int, seed: int = 0, **config):
+def measure_method(name: str, budget: int, seed: int = 0, **config):
     simulator, x_obs = gaussian_linear()
     method = get_method(name)
     start = time.perf_counter()
@@ -86,7 +86,7 @@ def main() -> None:
             print(f"{name:<14} skipped: {get_method(name).install_hint}")
             continue
         for budget in args.budgets:
-            seconds, accuracy, used = time_method(name, budget)
+            seconds, accuracy, used = measure_method(name, budget)
             print(f"{name:<14} {budget:>8} {seconds:>8.2f} {accuracy:>6.3f} {used:>7}", flush=True)
     if has_sbi:
         budget = args.overhead_budget
@@ -94,7 +94,7 @@ def main() -> None:
         direct, wrapped = math.inf, math.inf
         for _ in range(3):  # alternate and keep the fastest of each: the machine may be shared
             direct = min(direct, npe_direct(budget, fixed["max_num_epochs"]))
-            wrapped = min(wrapped, time_method("npe", budget, **fixed)[0])
+            wrapped = min(wrapped, measure_method("npe", budget, **fixed)[0])
         print(
             f"npe at {budget} (50 epochs, best of 3): sbi directly {direct:.2f} s, "
             f"through avo_bench {wrapped:.2f} s, ratio {wrapped / direct:.3f}"
