@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -204,6 +205,14 @@ def _build(name: str, config: NPEConfig, prior, device: torch.device):
 
 def _train_and_sample(name, config, prior, theta, summaries, observed, device):
     """Runs ``sbi``: train on ``(theta, summaries)``, sample the posterior at ``observed``."""
+    with warnings.catch_warnings():
+        # 1-D summaries or parameters are expected here (poisson): sbi's note that a flow on a
+        # 1-D space is limited to Gaussians would otherwise repeat for every cell.
+        warnings.filterwarnings("ignore", message="In one-dimensional output space")
+        return _train_and_sample_quietly(name, config, prior, theta, summaries, observed, device)
+
+
+def _train_and_sample_quietly(name, config, prior, theta, summaries, observed, device):
     inference = _build(name, config, prior, device)
     with contextlib.redirect_stdout(io.StringIO()):  # sbi prints its convergence message
         estimator = inference.append_simulations(theta, summaries).train(
