@@ -307,17 +307,16 @@ def test_c2st_fast_matches_sbibm(d, shift, scale, seed):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize(
-    ("n", "shift", "scale", "seed"), [(300, 0.32, 1.2, 35), (1000, 0.0, 1.0, 38)]
-)
-def test_c2st_fast_matches_sbibm_d10(n, shift, scale, seed):
-    # d = 10: b shifted and widened, as a posterior estimate against reference posterior
-    # samples, and equal distributions. Both classifiers overfit here and sbibm's own value
-    # moves by ~0.05 with its seed (see the module doc), so this checks seed 1's agreement on
-    # these data sets, not a bound that holds on every seed; at 1,000 per side on separated
-    # sets the variants differ by 0.03-0.04 (module doc), so no such case is asserted here.
-    a, b = gaussians(n, n, 10, shift, seed, scale=scale)
-    assert c2st(a, b, seed=1) == pytest.approx(c2st(a, b, variant="sbibm", seed=1), abs=0.02)
+def test_c2st_d10_both_variants_at_chance_and_near_one():
+    # At d = 10 the variants are not interchangeable (module doc: on separated sets at 1,000
+    # per side fast reads 0.03-0.04 above sbibm, whose own value moves by ~0.05 with its seed),
+    # so no agreement is asserted; both must be at chance for equal distributions and near 1
+    # for well-separated ones (Bayes accuracy Phi(1.5 sqrt(10) / 2) = 0.991).
+    same = gaussians(300, 300, 10, 0.0, 38)
+    far = gaussians(300, 300, 10, 1.5, 39)
+    for variant in ("fast", "sbibm"):
+        assert abs(c2st(*same, variant=variant, seed=1) - 0.5) < 0.08, variant
+        assert c2st(*far, variant=variant, seed=1) > 0.95, variant
 
 
 def test_c2st_bad_options():
