@@ -58,7 +58,14 @@ from scipy.special import ellipk
 from torch import Tensor
 
 from . import register
-from ._base import BoxUniform, Simulator, _as_vector, check_positive_float, check_positive_int
+from ._base import (
+    BoxUniform,
+    Simulator,
+    _as_vector,
+    _target,
+    check_positive_float,
+    check_positive_int,
+)
 from ._ising_kernels import HAS_NUMBA, numba_sweeps, torch_sweeps
 
 __all__ = [
@@ -198,7 +205,7 @@ class GridPosterior:
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Samples of shape ``(*shape, 1)``: a cell by inverse CDF, then uniform in the cell."""
-        device = torch.device(device) if device else (generator.device if generator else None)
+        device = _target(generator, device)
         u = torch.rand(*shape, 2, generator=generator, device=device, dtype=torch.float64)
         cdf = self.mass.cumsum(0).to(u.device)
         cell = torch.searchsorted(cdf, u[..., :1] * cdf[-1]).clamp(max=self.mass.numel() - 1)
