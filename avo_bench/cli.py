@@ -8,6 +8,7 @@ choices (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -128,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     options.setdefault("quiet", False)
+    options["command"] = "python -m avo_bench " + shlex.join(args.argv)
     # This process runs the cells of the in-process executor: pin its torch threads like the
     # workers' (default 1; torch's default pool stalls under contention on small machines).
     torch.set_num_threads(options.get("threads") or 1)
@@ -223,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.handler(args)
     except ValueError as error:  # invalid input: usage-style error, status 2

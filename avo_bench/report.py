@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .results import KEY, atomic_write, load_results, read_artifacts
+from .results import KEY, atomic_write, load_results, read_artifacts, read_manifest
 
 __all__ = ["cost", "summary", "write_report"]
 
@@ -54,6 +54,36 @@ def _markdown(table: pd.DataFrame) -> str:
     lines = [header, "|" + "---|" * (len(table.columns) + 1)]
     lines += ["| " + " | ".join([str(i), *map(str, r)]) + " |" for i, r in table.iterrows()]
     return "\n".join(lines)
+
+
+def _provenance(run_dir: Path, rows: pd.DataFrame) -> list[str]:
+    """Commands, machine and total cost of a run, from its manifest and rows."""
+    manifest = read_manifest(run_dir)
+    lines = []
+    for inv in manifest.get("invocations", []):
+        lines.append(
+            f"- Command ({inv.get('started', '?')}, executor {inv.get('executor', '?')}, "
+            f"jobs {inv.get('jobs', '?')}, torch threads {inv.get('threads', '?')}): "
+            f"`{inv.get('command', '?')}`"
+        )
+    info = manifest.get("machine")
+    if info:
+        memory = f", {info['memory_gib']} GiB" if "memory_gib" in info else ""
+        load = info.get("load_average")
+        load = f"; load average at start {'/'.join(map(str, load))}" if load else ""
+        gpu = f"; GPU {info['gpu']}" if "gpu" in info else ""
+        lines.append(
+            f"- Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores{memory}{gpu}; "
+            f"{info.get('platform', '?')}, Python {info.get('python', '?')}{load}"
+        )
+        packages = ", ".join(f"{k} {v}" for k, v in info.get("packages", {}).items())
+        lines.append(f"- Packages: {packages}")
+    cells = rows.drop_duplicates(KEY[:4])
+    lines.append(
+        f"- Total fit wall time {cells.wall_time_s.sum() / 60:.1f} min over {len(cells)} cells "
+        f"(scoring not included); simulations used {cells.num_simulations.sum():,.0f}"
+    )
+    return lines
 
 
 def _problems(rows: pd.DataFrame) -> str:
@@ -186,7 +216,7 @@ def write_report(run_dir: str | Path) -> Path:
     lines = [f"# avo_bench report: {run_dir.name}", "",
              f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
              f"version {rows.version.iloc[0]}, commit {rows.git_commit.iloc[0] or 'unknown'}.",
-             "", "Entries: mean ± sd over seeds (ok cells only; (k/n) when some failed). "
+             "", *_provenance(run_dir, rows), "", "Entries: mean ± sd over seeds (ok cells only; (k/n) when some failed). "
              "*floor*: the metric between two independent draws of the reference at the same "
              "sample sizes, the best a method can score.", ""]  # fmt: skip
     for budget in sorted(rows.budget.unique()):

@@ -31,6 +31,7 @@ __all__ = [
     "compare",
     "load_results",
     "read_artifacts",
+    "read_manifest",
     "write_artifacts",
     "write_results",
 ]
@@ -138,8 +139,12 @@ def _validated(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
     return rows[COLUMNS]
 
 
-def check_manifest(run_dir: Path, identity: dict, about: dict) -> None:
+def check_manifest(run_dir: Path, identity: dict, about: dict, invocation: dict | None = None):
     """Writes the manifest of a new run, or checks that ``identity`` matches the existing one.
+
+    The manifest holds the run's ``identity`` (what must match to resume), ``about`` (versions,
+    machine) from the first invocation, and ``invocations``: one entry (command, start time,
+    executor) per invocation that ran cells, so a resumed run shows every command that made it.
 
     Raises:
         ResultsError: If the directory holds a run of a different configuration (the message
@@ -148,7 +153,8 @@ def check_manifest(run_dir: Path, identity: dict, about: dict) -> None:
     path = Path(run_dir) / MANIFEST
     if path.exists():
         try:
-            old = json.loads(path.read_text())["identity"]
+            data = json.loads(path.read_text())
+            old = data["identity"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ResultsError(f"manifest {path} is unreadable or corrupted: {error}") from None
         if old != identity:
@@ -158,11 +164,26 @@ def check_manifest(run_dir: Path, identity: dict, about: dict) -> None:
                 f"{', '.join(differ)}); refusing to mix results. Use another --out, or the "
                 "same options as that run (see its manifest.json)."
             )
-        return
-    if (Path(run_dir) / RESULTS).exists():
-        raise ResultsError(f"{run_dir} has {RESULTS} but no {MANIFEST}; refusing to mix results")
-    text = json.dumps({"identity": identity, **about}, indent=2, sort_keys=True)
+        if invocation is None:
+            return
+        data["invocations"] = [*data.get("invocations", []), invocation]
+    else:
+        if (Path(run_dir) / RESULTS).exists():
+            raise ResultsError(
+                f"{run_dir} has {RESULTS} but no {MANIFEST}; refusing to mix results"
+            )
+        data = {"identity": identity, **about}
+        data["invocations"] = [invocation] if invocation is not None else []
+    text = json.dumps(data, indent=2, sort_keys=True)
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_manifest(run_dir: Path) -> dict:
+    """The run directory's manifest (an empty dict if it has none or it is unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _cell_stem(simulator: str, method: str, seed: int, budget: int) -> str:

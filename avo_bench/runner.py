@@ -12,7 +12,11 @@ the cells in flight.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
+import platform
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -50,6 +54,61 @@ def _versions() -> dict:
     from avo_bench import __version__
 
     return {"version": __version__, "git_commit": _git_commit(), "torch": torch.__version__}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str = "cpu") -> dict:
+    """What ran a run: CPU, cores, memory, load, OS, Python and package versions, GPU.
+
+    Recorded in the manifest and printed in the report, so that wall times can be read in
+    context (the load average at the start says whether the cores were shared).
+    """
+    from importlib import metadata
+
+    import torch
+
+    info = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        info["memory_gib"] = round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+        )
+    with contextlib.suppress(OSError, AttributeError):
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    packages = {}
+    for name in ("torch", "numpy", "scipy", "pandas", "pot", "scikit-learn", "numba", "sbi"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[name] = metadata.version(name)
+    info["packages"] = packages
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def _invocation(command: str | None, jobs: int, executor: str, threads: int | None) -> dict:
+    if command is None:
+        command = f"avo_bench.run(...) from {Path(sys.argv[0]).name or 'python'}"
+    return {
+        "command": command,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "executor": executor,
+        "jobs": jobs,
+        "threads": threads or 1,
+    }
 
 
 def _prepare(run_dir: Path) -> None:
@@ -141,6 +200,7 @@ def run(
     retry_errors: bool = False,
     report: bool = True,
     quiet: bool = True,
+    command: str | None = None,
 ) -> pd.DataFrame:
     """Runs the benchmark grid simulators × methods × seeds × budgets and returns its rows.
 
@@ -162,6 +222,8 @@ def run(
         retry_errors: Re-run cells that ended in ``error``.
         report: Write the markdown report and plots at the end.
         quiet: No progress bars.
+        command: The command line to record in the manifest and report (the CLI passes its
+            own; default: "avo_bench.run(...)").
 
     Returns:
         The tidy results, one row per (simulator, method, seed, budget, space, metric).
@@ -174,19 +236,23 @@ def run(
         simulators, methods, seeds=seeds, budgets=budgets, preset=preset, device=device,
         simulator_options=simulator_options, method_options=method_options,
     )  # fmt: skip
-    check_executor(executor, jobs, threads, scheduler)
+    executor = check_executor(executor, jobs, threads, scheduler)
     run_dir = Path(out) if out is not None else Path("results") / preset
     _prepare(run_dir)
     versions = _versions()
     with _locked(run_dir):
         done = _finished(run_dir, retry_errors)
-        check_manifest(run_dir, plan.identity, {"versions": versions})
+        about = {"versions": versions, "machine": machine(device)}
         if any(cell.key not in done for cell in plan.cells):
+            invocation = _invocation(command, jobs, executor, threads)
+            check_manifest(run_dir, plan.identity, about, invocation)
             pool = make_executor(executor, jobs=jobs, threads=threads, scheduler=scheduler)
             try:
                 _execute(plan, run_dir, done, pool, versions, quiet)
             finally:
                 pool.close()
+        else:
+            check_manifest(run_dir, plan.identity, about)
         if report:
             from .report import write_report
 

@@ -137,3 +137,20 @@ def test_run_prints_summary_and_refuses_mixing(capsys, tmp_path):
     status, _, err = run_cli(capsys, "run", *TINY, "--simulators", "gaussian", "--seeds", "2",
                              "--out", out)  # fmt: skip
     assert status == 2 and "different configuration (differs in: seeds)" in err
+
+
+def test_manifest_and_report_record_commands_and_machine(capsys, tmp_path):
+    out = str(tmp_path / "run")
+    args = ["run", *TINY, "--simulators", "gaussian", "--out", out]
+    assert run_cli(capsys, *args, "--budgets", "50")[0] == 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["machine"]["cores"] >= 1 and "torch" in manifest["machine"]["packages"]
+    (first,) = manifest["invocations"]
+    assert first["command"] == "python -m avo_bench " + " ".join([*args, "--budgets", "50"])
+    # nothing left to run: no new invocation; a different configuration is still refused
+    assert run_cli(capsys, *args, "--budgets", "50")[0] == 0
+    assert len(json.loads((tmp_path / "run" / "manifest.json").read_text())["invocations"]) == 1
+    assert run_cli(capsys, "report", out)[0] == 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert f"`{first['command']}`" in report and "- Machine: " in report
+    assert "- Packages: " in report and "torch " in report and "Total fit wall time" in report
