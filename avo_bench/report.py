@@ -18,7 +18,10 @@ import pandas as pd
 
 from .results import KEY, atomic_write, load_results, read_artifacts, read_manifest
 
-__all__ = ["cost", "summary", "write_report"]
+__all__ = ["cost", "headline", "summary", "write_report"]
+
+# The headline's parameter-space score per simulator: the first of these that it reports.
+HEADLINE_PARAMETER = (("posterior", "c2st"), ("truth", "distance_to_truth"))
 
 
 def _mean_sd(values: pd.Series, statuses: pd.Series) -> str:
@@ -47,6 +50,45 @@ def cost(rows: pd.DataFrame, budget: int) -> pd.DataFrame:
     means = cells.groupby(["method", "simulator"])[["wall_time_s", "num_simulations"]].mean()
     text = means.apply(lambda r: f"{r.wall_time_s:.3g} s / {r.num_simulations:.0f} sims", axis=1)
     return text.unstack("simulator").fillna("")
+
+
+def headline(rows: pd.DataFrame, budget: int | None = None) -> str:
+    """Markdown of the headline tables at ``budget`` (default: the run's middle budget).
+
+    Three methods × simulators tables, mean ± sd over seeds: the data-space Wasserstein-1 of the
+    predictive, one parameter-space score per simulator (C2ST against the exact posterior where
+    there is one, else the distance of the returned mean to θ*, see ``HEADLINE_PARAMETER``),
+    and the fit wall time. The README's results table is this function's output.
+    """
+    budgets = sorted(rows.budget.unique())
+    budget = budgets[len(budgets) // 2] if budget is None else budget
+    if budget not in budgets:
+        raise ValueError(f"budget {budget} is not in the run; its budgets: {budgets}")
+    part = rows[rows.budget == budget]
+    data = summary(part, "data", "wasserstein1", budget)
+    columns = {}
+    for sim, group in part.groupby("simulator"):
+        pairs = set(zip(group.space, group.metric, strict=True))
+        chosen = next((p for p in HEADLINE_PARAMETER if p in pairs), None)
+        if chosen is not None:
+            table = summary(group, *chosen, budget)
+            columns[f"{sim} ({chosen[1]})"] = table[sim]
+    parameter = pd.DataFrame(columns).fillna("n/a")
+    cells = part.drop_duplicates(KEY[:4]).assign(
+        wall_time_s=lambda r: r.wall_time_s.where(r.status == "ok")
+    )
+    wall = cells.groupby(["method", "simulator"]).apply(
+        lambda g: _mean_sd(g["wall_time_s"], g["status"]), include_groups=False
+    )
+    lines = [f"Data space, Wasserstein-1 of the predictive (budget {budget}, lower is better):",
+             "", _markdown(data.replace("", "n/a")), "",
+             f"Parameter space (budget {budget}): C2ST against the exact posterior (0.5 is "
+             "ideal), or distance of the returned mean to θ* (Weinberg: in the identified "
+             "asymmetry c); Rosenbrock is a population task, scored in data space only:",
+             "", _markdown(parameter), "",
+             f"Fit wall time in seconds (budget {budget}):", "",
+             _markdown(wall.unstack("simulator").fillna("n/a"))]  # fmt: skip
+    return "\n".join(lines)
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -219,6 +261,7 @@ def write_report(run_dir: str | Path) -> Path:
              "", *_provenance(run_dir, rows), "", "Entries: mean ± sd over seeds (ok cells only; (k/n) when some failed). "
              "*floor*: the metric between two independent draws of the reference at the same "
              "sample sizes, the best a method can score.", ""]  # fmt: skip
+    lines += ["## Headline", "", headline(rows), ""]
     for budget in sorted(rows.budget.unique()):
         for space, metric in rows[["space", "metric"]].drop_duplicates().itertuples(index=False):
             direction = rows[(rows.metric == metric)].direction.iloc[0] or "?"

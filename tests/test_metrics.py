@@ -270,7 +270,7 @@ def sbibm_reference(a, b, seed):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_c2st_sbibm_variant_is_sbibm_protocol():
-    a, b = gaussians(150, 120, 2, 0.8, 20)
+    a, b = gaussians(150, 150, 2, 0.8, 20)  # sbibm compares equal sizes
     assert c2st(a, b, variant="sbibm", seed=3) == sbibm_reference(a, b, 3)
 
 
@@ -317,6 +317,19 @@ def test_c2st_d10_both_variants_at_chance_and_near_one():
     for variant in ("fast", "sbibm"):
         assert abs(c2st(*same, variant=variant, seed=1) - 0.5) < 0.08, variant
         assert c2st(*far, variant=variant, seed=1) > 0.95, variant
+
+
+@pytest.mark.parametrize("variant", ["fast", "sbibm"])
+def test_c2st_unequal_sizes_chance_is_one_half(variant):
+    # 10,000 vs 1,000 from one distribution: without balancing, the majority fraction 0.909
+    g = torch.Generator().manual_seed(11)
+    big, small = torch.randn(4000, 2, generator=g), torch.randn(400, 2, generator=g)
+    for a, b in ((big, small), (small, big)):
+        assert abs(c2st(a, b, variant=variant, seed=3) - 0.5) < 0.06
+    shifted = small + 1.5
+    assert c2st(big, shifted, variant=variant, seed=3) > 0.7
+    balanced = c2st(big[torch.randperm(4000, generator=g)[:400]], small, variant=variant)
+    assert abs(balanced - 0.5) < 0.06
 
 
 def test_c2st_bad_options():
