@@ -60,7 +60,7 @@ def headline(rows: pd.DataFrame, budget: int | None = None) -> str:
     there is one, else the distance of the returned mean to θ*, see ``HEADLINE_PARAMETER``),
     and the fit wall time. The README's results table is this function's output.
     """
-    budgets = sorted(rows.budget.unique())
+    budgets = sorted(int(b) for b in rows.budget.unique())
     budget = budgets[len(budgets) // 2] if budget is None else budget
     if budget not in budgets:
         raise ValueError(f"budget {budget} is not in the run; its budgets: {budgets}")

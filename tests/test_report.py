@@ -10,7 +10,7 @@ import avo_bench
 from avo_bench.cli import main
 from avo_bench.methods import METHODS, Method, Result
 from avo_bench.methods.prior import PriorConfig
-from avo_bench.report import summary, write_report
+from avo_bench.report import headline, summary, write_report
 from avo_bench.results import COLUMNS, compare, load_results, write_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +58,12 @@ def test_report_of_a_real_run(tmp_path, monkeypatch):
     text = (tmp_path / "report.md").read_text()
     for space, metric in rows[["space", "metric"]].drop_duplicates().itertuples(index=False):
         assert f"## {space} {metric} (budget 10" in text
-    assert text.count("| *floor* |") == 2 * len(rows[["space", "metric"]].drop_duplicates())
+    pairs = len(rows[["space", "metric"]].drop_duplicates())
+    assert text.count("| *floor* |") == 2 + 2 * pairs  # the headline's data and parameter tables
+    assert headline(rows) in text and "(budget 20, lower is better)" in headline(rows)
+    assert "| gaussian (c2st) |" in headline(rows, 10) and "Fit wall time" in headline(rows, 10)
+    with pytest.raises(ValueError, match=r"budget 30 is not in the run; its budgets: \[10, 20\]"):
+        headline(rows, 30)
     assert "Every cell and metric finished with status ok." in text
     plots = ["gaussian_metrics.png", "wall_time.png"]
     plots += [f"cells/gaussian__{m}__0__{b}.png" for m in ("prior", "curvy") for b in (10, 20)]
