@@ -131,7 +131,7 @@ class Binomial(Simulator):
             star = torch.as_tensor(theta_star, dtype=torch.float64).flatten()
         except (TypeError, ValueError, RuntimeError):
             star = torch.tensor([math.nan])
-        star = star.expand(dim) if star.numel() == 1 else star
+        star = star.expand(dim).clone() if star.numel() == 1 else star
         if star.numel() != dim or not bool(((star >= 0) & (star <= 1)).all()):
             raise ValueError(
                 f"binomial: theta_star must be a scalar or {dim} values in [0, 1], "
