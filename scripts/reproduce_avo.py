@@ -123,10 +123,16 @@ def _pyplot():
     return plt
 
 
-def plot_paper(name, results, observed, edges, parameter, path):
-    """Proposal, predictive vs observed, -U_d and psi trajectories, as in the paper's figures."""
+def plot_paper(name, results, observed, edges, parameter, path, simulator):
+    """Proposal, predictive vs observed, -U_d and the psi trajectory, as in the paper's figures.
+
+    One parameter: the proposal mean +- std per epoch with the true value. Two (Weinberg): the
+    path of the proposal mean in the parameter plane over the contour c(theta) = c(theta*) of
+    the identified asymmetry, as in the paper's figure 4.
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    star = simulator.true_parameters.numpy()
     for gamma, (result, simulated) in results.items():
         color, label = COLORS[gamma], f"gamma={gamma:g}"
         names = [c[5:] for c in result.history.columns if c.startswith("mean_")]
@@ -135,17 +141,35 @@ def plot_paper(name, results, observed, edges, parameter, path):
         axes[0, 1].hist(simulated, edges, density=True, histtype="step", color=color, label=label)
         history = result.history
         axes[1, 0].plot(history["iteration"], history["critic_gap"], color=color, label=label)
-        for i, other in enumerate(names):  # psi: mean +- std of each parameter
-            mean, std = history[f"mean_{other}"], history[f"std_{other}"]
-            axes[1, 1].plot(history["iteration"], mean, "-" if i == 0 else "--", color=color,
-                            label=f"{other}, {label}")  # fmt: skip
+        if len(names) == 2:
+            path_x, path_y = history[f"mean_{names[0]}"], history[f"mean_{names[1]}"]
+            axes[1, 1].plot(path_x, path_y, color=color, label=label)
+            axes[1, 1].plot(path_x.iloc[0], path_y.iloc[0], "o", color=color)
+            axes[1, 1].plot(path_x.iloc[-1], path_y.iloc[-1], "s", color=color)
+        else:
+            mean, std = history[f"mean_{names[0]}"], history[f"std_{names[0]}"]
+            axes[1, 1].plot(history["iteration"], mean, color=color, label=label)
             axes[1, 1].fill_between(history["iteration"], mean - std, mean + std, color=color,
                                     alpha=0.15)  # fmt: skip
+    if len(names) == 2:
+        low, high = simulator.prior.low.numpy(), simulator.prior.high.numpy()
+        grid = np.stack(np.meshgrid(np.linspace(low[0], high[0], 200),
+                                    np.linspace(low[1], high[1], 200)), -1)  # fmt: skip
+        c = asymmetry(torch.as_tensor(grid.reshape(-1, 2))).numpy().reshape(grid.shape[:2])
+        c_star = float(asymmetry(simulator.true_parameters[None]))
+        axes[1, 1].contour(grid[..., 0], grid[..., 1], c, levels=[c_star], colors="k",
+                           linestyles="--")  # fmt: skip
+        axes[1, 1].plot(*star, "k*", markersize=10, label="theta* (dashed: c = c*)")
+        axes[1, 1].set(xlabel=names[0], ylabel=names[1],
+                       title="proposal mean path (o start, s end)")  # fmt: skip
+    else:
+        axes[1, 1].axhline(star[0], color="k", linestyle="--", label="theta*")
+        axes[1, 1].set(xlabel="epoch", title=f"proposal {names[0]}: mean +- std")
+    axes[0, 0].axvline(star[names.index(parameter)], color="k", linestyle="--", label="theta*")
     axes[0, 0].set(xlabel=parameter, title="final proposal q(theta | psi)")
     axes[0, 1].hist(observed, edges, density=True, histtype="step", color="C0", label="observed")
     axes[0, 1].set(xlabel="x", title="predictive vs observed")
     axes[1, 0].set(xlabel="epoch", ylabel="-U_d estimate", title="critic gap E_r d - E_q d")
-    axes[1, 1].set(xlabel="epoch", title="proposal psi: mean +- std")
     for ax in axes.flat:
         ax.legend(fontsize=7)
     fig.suptitle(f"AVO on {name} (paper settings)")
@@ -245,7 +269,8 @@ def main(argv=None) -> None:
         for row in rows:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in row.items()))  # fmt: skip
-        plot_paper(name, results, observed, edges, parameter, args.out / f"{name}.png")
+        path = args.out / f"{name}.png"
+        plot_paper(name, results, observed, edges, parameter, path, get_simulator(name))
     rows, results, posterior = run_gaussian(args.seed, args.gaussian_budget)
     for row in rows:
         print(
