@@ -84,19 +84,39 @@ def test_exact_summary_of_a_uniform_grid():
 def test_inference_summary_counts_coverage_and_failures():
     base = {"exact_mean": 2.0, "exact_sd": 0.1, "exact_low": 1.8, "exact_high": 2.2}
     rows = [
-        {"method": "a", "T_star": 2.0, "replicate": 0, "status": "ok", "mean": 2.1, "sd": 0.2,
-         "low": 1.9, "high": 2.3, "seconds": 1.0},
-        {"method": "a", "T_star": 3.0, "replicate": 0, "status": "ok", "mean": 2.7, "sd": 0.4,
-         "low": 2.5, "high": 2.9, "seconds": 3.0},
+        {
+            "method": "a",
+            "T_star": 2.0,
+            "replicate": 0,
+            "status": "ok",
+            "mean": 2.1,
+            "sd": 0.2,
+            "low": 1.9,
+            "high": 2.3,
+            "seconds": 1.0,
+        },
+        {
+            "method": "a",
+            "T_star": 3.0,
+            "replicate": 0,
+            "status": "ok",
+            "mean": 2.7,
+            "sd": 0.4,
+            "low": 2.5,
+            "high": 2.9,
+            "seconds": 3.0,
+        },
         {"method": "b", "T_star": 2.0, "replicate": 0, "status": "error", "message": "boom"},
-    ]  # fmt: skip
+    ]
     summary = script.inference_summary(pd.DataFrame([base | row for row in rows]))
     a, b, exact = summary.to_dict("records")
     assert a["ok"] == "2/2" and a["coverage"] == 0.5
     assert a["mean_abs_error"] == pytest.approx((0.1 + 0.7) / 2)
+    assert a["mean_abs_error_vs_T_star"] == pytest.approx((0.1 + 0.3) / 2)
     assert a["median_sd_ratio"] == pytest.approx(3.0)
     assert b["ok"] == "0/1" and math.isnan(b["coverage"])
     assert exact["method"] == "exact posterior" and exact["coverage"] == 0.5
+    assert exact["mean_abs_error_vs_T_star"] == pytest.approx((0.0 + 1.0) / 2)
 
 
 @pytest.mark.parametrize(
