@@ -26,9 +26,9 @@ Usage::
         [--methods avo rejection_abc smc_abc npe prior] [--replicates 3] [--n-obs 200] [--quick]
 
 Run time of the defaults (one thread, on a 2-core machine shared with other jobs): 6.7 and
-7.8 min wall in two runs, 3.9 min of CPU; the curves ~70 s (L = 32 is 80% of it), the inference
-5.4-6.6 min, most of it NPE (8-10 s per fit; AVO 2-2.6 s, ABC 0.4-0.5 s); ``summary.md``
-records the run's. ``--quick`` (tiny sizes) takes ~20 s.
+7.8 min wall in two runs, 3.9 min of CPU; the curves ~70 s (three quarters of their spin
+updates at L = 32), the inference 5.4-6.6 min, most of it NPE (8-10 s per fit; AVO 2-2.6 s,
+ABC 0.4-0.5 s); ``summary.md`` records the run's. ``--quick`` (tiny sizes) takes ~20 s.
 
 References:
     Onsager, "Crystal statistics. I. A two-dimensional model with an order-disorder
