@@ -40,7 +40,8 @@ def summary(rows: pd.DataFrame, space: str, metric: str, budget: int) -> pd.Data
     )
     table = table.unstack("simulator").fillna("")
     floors = part.groupby("simulator")["floor"].mean()
-    table.loc["*floor*"] = [f"{floors.get(s, math.nan):.3g}" for s in table.columns]
+    values = [floors.get(s, math.nan) for s in table.columns]
+    table.loc["*floor*"] = ["n/a" if math.isnan(v) else f"{v:.3g}" for v in values]
     return table
 
 
