@@ -1,0 +1,139 @@
+"""scripts/reproduce_sbibm.py: a tiny end-to-end run, its outputs and the published table."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from simulators import get_simulator
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_sbibm.py"
+TINY = ["--observations", "1", "--budgets", "300", "1000", "--samples", "200"]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("reproduce_sbibm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+script = _load()
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sbibm")
+    argv = [*TINY, "--seed", "3", "--methods", "rejection_abc", "prior", "--out", str(out)]
+    table = script.main(argv)
+    return out, table
+
+
+def best_accuracy(p, q, n=200_000, seed=0) -> float:
+    """Bayes-optimal accuracy (1 + TV(p, q)) / 2 of two diagonal normals, by Monte Carlo."""
+    g = torch.Generator().manual_seed(seed)
+
+    def log_ratio(z):  # log p(z) - log q(z)
+        lp = torch.distributions.Normal(p.mean(), p.stddev()).log_prob(z).sum(1)
+        return lp - torch.distributions.Normal(q.mean(), q.stddev()).log_prob(z).sum(1)
+
+    a, b = p.sample((n,), generator=g), q.sample((n,), generator=g)
+    tv = (log_ratio(a) > 0).double().mean() - (log_ratio(b) > 0).double().mean()
+    return float((1 + tv) / 2)
+
+
+def test_writes_rows_report_and_figure(outputs):
+    out, _ = outputs
+    rows = pd.read_csv(out / "c2st.csv")
+    cells = set(zip(rows["method"], rows["budget"], strict=True))
+    assert cells == {("rejection_abc", 300), ("rejection_abc", 1000), ("prior", 0)}
+    assert (rows["observation"] == 1).all() and (rows["samples_per_side"] == 200).all()
+    abc = rows[rows["method"] == "rejection_abc"]
+    assert (abc["num_simulations"] == abc["budget"]).all()
+    # round(sqrt(N)) accepted draws, resampled: the repeats that the report's departures name
+    assert abc["unique_samples"].tolist() == [17, 32]
+    assert rows["c2st"].between(0.5, 1.0).all()
+    assert (out / "c2st.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_table_next_to_published(outputs):
+    out, table = outputs
+    report = (out / "report.md").read_text()
+    rows = pd.read_csv(out / "c2st.csv")
+    ours = rows.set_index(["method", "budget"])["c2st"]
+    # 10^3 has a published value, 300 has none; the prior is one score shown at every budget
+    assert (
+        f"| rejection_abc | 1000 | {ours['rejection_abc', 1000]:.3f} (1) | 0.9135 ± 0.0262 (10) |"
+        in report
+    )
+    assert f"| rejection_abc | 300 | {ours['rejection_abc', 300]:.3f} (1) | - |" in report
+    for budget in (300, 1000):
+        assert f"| prior | {budget} | {ours['prior', 0]:.3f} (1) | - | - |" in report
+    assert script.SOURCE in report and "2a49a5797d7ac6b1c8873f8ee01671713616656b" in report
+    assert "## Departures from sbibm" in report and "KDE" in report
+    assert list(table["method"]) == ["rejection_abc"] * 2 + ["prior"] * 2
+
+
+def test_prior_scores_its_bayes_optimal_accuracy(outputs):
+    out, _ = outputs
+    sim = get_simulator("gaussian", **script.TASK)
+    posterior = sim.posterior(script.observation(sim, 3, 0))
+    best = best_accuracy(posterior, sim.prior)
+    rows = pd.read_csv(out / "c2st.csv")
+    prior = float(rows.loc[rows["method"] == "prior", "c2st"].iloc[0])
+    assert best > 0.85  # prior and posterior are far apart on gaussian_linear
+    assert abs(prior - best) < 0.08, (prior, best)  # 200 per side: sd about 0.02
+
+
+def test_same_seed_same_scores(outputs, tmp_path):
+    out, _ = outputs
+    argv = [*TINY, "--seed", "3", "--methods", "rejection_abc", "prior", "--out", str(tmp_path)]
+    script.main(argv)
+    first, again = pd.read_csv(out / "c2st.csv"), pd.read_csv(tmp_path / "c2st.csv")
+    pd.testing.assert_series_equal(first["c2st"], again["c2st"])
+
+
+def test_observations_are_prior_draws_per_seed():
+    sim = get_simulator("gaussian", **script.TASK)
+    a, b = script.observation(sim, 0, 0), script.observation(sim, 0, 1)
+    assert a.shape == (1, 10) and not torch.equal(a, b)
+    assert torch.equal(a, script.observation(sim, 0, 0))
+    assert not torch.equal(a, script.observation(sim, 1, 0))
+
+
+def test_published_table_matches_cited_source():
+    # sbi-benchmark/results @ 2a49a57, benchmarking_sbi/results/*.csv, C2ST over observations
+    # 1-10 (mean, sample sd): NPE-NSF, NLE-MAF, NRE-RES, REJ-ABC, SMC-ABC on gaussian_linear.
+    assert script.PUBLISHED["npe", 1_000] == (0.6945, 0.0438, 10)
+    assert script.PUBLISHED["npe", 10_000] == (0.5522, 0.0316, 10)
+    assert script.PUBLISHED["nle", 1_000] == (0.6504, 0.0842, 10)
+    assert script.PUBLISHED["nre", 10_000] == (0.5603, 0.0197, 10)
+    assert script.PUBLISHED["rejection_abc", 1_000] == (0.9135, 0.0262, 10)
+    assert script.PUBLISHED["smc_abc", 10_000] == (0.8287, 0.0489, 10)
+    methods = set(script.METHOD_NAMES) - {"prior"}
+    assert set(script.PUBLISHED) == {(m, b) for m in methods for b in (10**3, 10**4, 10**5)}
+    assert set(script.PUBLISHED_LABELS) == methods
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--observations", "0"], "--observations"),
+        (["--samples", "2"], "--samples"),
+        (["--budgets", "1000", "0"], "--budgets"),
+    ],
+)
+def test_bad_arguments_name_the_value(argv, match):
+    with pytest.raises(ValueError, match=match):
+        script.main(argv)
+
+
+def test_unknown_method_lists_choices(capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--methods", "mcmc"])
+    error = capsys.readouterr().err
+    assert "invalid choice: 'mcmc'" in error and "'nre'" in error
