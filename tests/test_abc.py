@@ -261,17 +261,24 @@ def test_weinberg_predictive_near_floor_at_large_budget(name):
 
 # sbibm gaussian_linear comparison (slow) ----------------------------------------------------
 
-# C2ST ranges read (approximately) from Lueckmann et al. 2021 (https://arxiv.org/abs/2101.04653),
-# Fig. 2, gaussian_linear: REJ-ABC about 0.95-1.0 at 10^3 and 0.9-0.97 at 10^4; SMC-ABC about
-# 0.9-1.0 at 10^3 and 0.75-0.9 at 10^4. Bounds are widened for the seed-to-seed spread and
-# the noise of a 1,000-sample C2ST (two seeds each here: 0.98-0.99, 0.89-0.97, 0.93-0.98 and
-# 0.79-0.84 in the order of the table).
+# Published C2ST on gaussian_linear, mean and sample sd over sbibm's 10 observations, from
+# Lueckmann et al. 2021 (https://arxiv.org/abs/2101.04653): github.com/sbi-benchmark/results @
+# 2a49a5797d7ac6b1c8873f8ee01671713616656b, benchmarking_sbi/results/supplement_rf_abc.csv,
+# rows REJ-ABC (= "REJ-ABC 100 KDE") and SMC-ABC (= "SMC-ABC (ours) 100 .5 .2 KDE"), as
+# relabelled by main_paper() / rf_abc() in benchmarking_sbi/results.py at that commit.
+# Bounds: published mean +- (3 published sd + WIDEN). WIDEN = 0.05 covers our differences from
+# sbibm: a 1,000-sample C2ST of the fast variant on one observation (sbibm: 10,000 per side,
+# its sklearn protocol; +0.044 between the two measured at 1,000 per side in d = 10, see
+# avo_bench/metrics/classifier.py), and our ABC returning resampled accepted draws (32 of 10^3,
+# 100 of 10^4 for rejection) where sbibm samples a KDE fitted to the 100 closest: repeated points
+# are easy for the classifier, so ours sit at the top of the range (scripts/reproduce_sbibm.py).
 PUBLISHED = {
-    ("rejection_abc", 1_000): (0.9, 1.0),
-    ("rejection_abc", 10_000): (0.8, 1.0),
-    ("smc_abc", 1_000): (0.8, 1.0),
-    ("smc_abc", 10_000): (0.65, 0.95),
+    ("rejection_abc", 1_000): (0.9135, 0.0262),
+    ("rejection_abc", 10_000): (0.8579, 0.0360),
+    ("smc_abc", 1_000): (0.9215, 0.0303),
+    ("smc_abc", 10_000): (0.8287, 0.0489),
 }
+WIDEN = 0.05
 
 
 @pytest.mark.slow
@@ -282,8 +289,8 @@ def test_sbibm_gaussian_linear_c2st(name, budget):
     result = run(name, sim, x_obs, budget)
     posterior = sim.posterior(x_obs)
     reference = posterior.sample((1000,), generator=torch.Generator().manual_seed(5))
-    low, high = PUBLISHED[name, budget]
+    mean, sd = PUBLISHED[name, budget]
     accuracy = c2st(reference, result.theta)
-    assert low <= accuracy <= high, accuracy
+    assert abs(accuracy - mean) <= 3 * sd + WIDEN, (accuracy, mean, sd)
     error, _ = standardized_errors(result.theta, posterior)
     assert error < 1.0
