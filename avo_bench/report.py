@@ -154,6 +154,8 @@ def _plot_budgets(rows: pd.DataFrame, plots: Path) -> list[str]:
     from matplotlib.figure import Figure
 
     names = []
+    # one colour per method in every figure (the colour cycle would shift with the methods shown)
+    colors = {m: f"C{i % 10}" for i, m in enumerate(sorted(rows.method.unique()))}
     for sim, part in rows[rows.status == "ok"].groupby("simulator"):
         pairs = list(part[["space", "metric"]].drop_duplicates().itertuples(index=False))
         fig = Figure(figsize=(4 * len(pairs), 3.2))
@@ -163,7 +165,8 @@ def _plot_budgets(rows: pd.DataFrame, plots: Path) -> list[str]:
             cur = part[(part.space == space) & (part.metric == metric)]
             for method, m in cur.groupby("method"):
                 stats = m.groupby("budget")["value"].agg(["mean", "std"]).fillna(0)
-                ax.errorbar(stats.index, stats["mean"], stats["std"], marker="o", label=method)
+                ax.errorbar(stats.index, stats["mean"], stats["std"], marker="o", label=method,
+                            color=colors[method])  # fmt: skip
             floor = cur.groupby("budget")["floor"].mean()
             ax.plot(floor.index, floor.values, "k--", label="floor")
             ax.set(xscale="log", xlabel="budget", title=f"{space} {metric}")
@@ -173,14 +176,16 @@ def _plot_budgets(rows: pd.DataFrame, plots: Path) -> list[str]:
     cells = rows[rows.status == "ok"].drop_duplicates(KEY[:4])
     sims = sorted(cells.simulator.unique())
     if sims:
-        fig = Figure(figsize=(4 * len(sims), 3.2))
+        fig = Figure(figsize=(3.6 * len(sims) + 1.5, 3.2), layout="constrained")
         for ax, sim in zip(fig.subplots(1, len(sims), squeeze=False)[0], sims, strict=True):
             for method, m in cells[cells.simulator == sim].groupby("method"):
-                stats = m.groupby("budget")["wall_time_s"].mean()
-                ax.plot(stats.index, stats.values, marker="o", label=method)
-            ax.set(xscale="log", yscale="symlog", xlabel="budget", ylabel="fit wall time (s)",
-                   title=sim)  # fmt: skip
-        fig.axes[0].legend(fontsize=7)
+                stats = m.groupby("budget")["wall_time_s"].mean().clip(lower=1e-4)
+                ax.plot(stats.index, stats.values, marker="o", label=method, color=colors[method])
+            ax.set(xscale="log", yscale="log", xlabel="budget", title=sim)
+        fig.axes[0].set_ylabel("fit wall time (s, floored at 1e-4)")
+        handles = {h.get_label(): h for ax in fig.axes for h in ax.get_lines()}
+        fig.legend([handles[m] for m in sorted(handles)], sorted(handles), loc="outside right",
+                   fontsize=7)  # fmt: skip
         _save(fig, plots / "wall_time.png")
         names.append("wall_time.png")
     return names
