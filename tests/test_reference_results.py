@@ -1,0 +1,75 @@
+"""The committed reference results (results/reference-paper/) load, cover the registry, and are
+what the README shows.
+
+A new simulator or method without reference rows fails here on purpose: re-run the reference
+grid (the command is in the run's manifest and report) so that the published table covers it.
+"""
+
+import json
+import re
+from itertools import product
+from pathlib import Path
+
+import pytest
+
+from avo_bench import load_results
+from avo_bench.config import PRESETS
+from avo_bench.methods import METHODS
+from avo_bench.report import headline
+from avo_bench.results import KEY
+from simulators import SIMULATORS
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "results" / "reference-paper"
+README = ROOT / "README.md"
+MIN_SEEDS = 5
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return load_results(REFERENCE)
+
+
+def test_reference_covers_every_registered_simulator_and_method(rows):
+    cells = rows.drop_duplicates(KEY[:4])
+    budgets = set(PRESETS["paper"].budgets)
+    missing = []
+    for simulator, method in product(SIMULATORS, METHODS):
+        part = cells[(cells.simulator == simulator) & (cells.method == method)]
+        for budget in sorted(budgets):
+            seeds = set(part[part.budget == budget].seed)
+            if len(seeds) < MIN_SEEDS:
+                missing.append(f"{simulator} x {method} at budget {budget}: {len(seeds)} seeds")
+    assert not missing, (
+        "reference results do not cover the registry (re-run the reference grid, see "
+        f"{REFERENCE / 'report.md'}):\n" + "\n".join(missing)
+    )
+    assert set(cells.budget) == budgets
+
+
+def test_reference_rows_are_complete_and_honest(rows):
+    cells = rows.drop_duplicates(KEY[:4])
+    assert set(rows.status) <= {"ok", "n/a", "error"}
+    # n/a and error rows say why; ok cells report what they cost
+    assert (rows[rows.status != "ok"].message.str.len() > 0).all()
+    ok = cells[cells.status == "ok"]
+    assert (ok.wall_time_s >= 0).all() and (ok.num_simulations <= ok.budget).all()
+    # one run of one commit
+    assert rows.git_commit.nunique() == 1 and rows.version.nunique() == 1
+
+
+def test_reference_manifest_and_report_state_command_and_machine(rows):
+    manifest = json.loads((REFERENCE / "manifest.json").read_text())
+    commands = [inv["command"] for inv in manifest["invocations"]]
+    assert commands and all("--preset paper" in c for c in commands)
+    assert manifest["machine"]["cores"] >= 1
+    report = (REFERENCE / "report.md").read_text()
+    assert all(f"`{c}`" in report for c in commands) and "- Machine: " in report
+    assert rows.git_commit.iloc[0] in report
+
+
+def test_readme_headline_is_the_committed_table(rows):
+    text = README.read_text()
+    assert headline(rows) in text, "README's results table differs from headline(reference rows)"
+    for link in re.findall(r"\]\((results/[^)]+)\)", text):
+        assert (ROOT / link).exists(), link
