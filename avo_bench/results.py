@@ -142,7 +142,8 @@ def _validated(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
 def check_manifest(run_dir: Path, identity: dict, about: dict, invocation: dict | None = None):
     """Writes the manifest of a new run, or checks that ``identity`` matches the existing one.
 
-    The manifest holds the run's ``identity`` (what must match to resume), ``about`` (versions,
+    The manifest holds the run's ``identity`` (what must match to resume; a run may be extended
+    by new simulators or methods, see :func:`_not_extended`), ``about`` (versions,
     machine) from the first invocation, and ``invocations``: one entry (command, start time,
     executor) per invocation that ran cells, so a resumed run shows every command that made it.
 
@@ -157,16 +158,19 @@ def check_manifest(run_dir: Path, identity: dict, about: dict, invocation: dict 
             old = data["identity"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ResultsError(f"manifest {path} is unreadable or corrupted: {error}") from None
-        if old != identity:
-            differ = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+        differ = _not_extended(old, identity)
+        if differ:
             raise ResultsError(
                 f"{run_dir} holds a run with a different configuration (differs in: "
                 f"{', '.join(differ)}); refusing to mix results. Use another --out, or the "
-                "same options as that run (see its manifest.json)."
+                "same options as that run (see its manifest.json); adding simulators or "
+                "methods to it is allowed."
             )
-        if invocation is None:
+        if invocation is None and old == identity:
             return
-        data["invocations"] = [*data.get("invocations", []), invocation]
+        data["identity"] = identity  # the same run, or the same run with new entries
+        if invocation is not None:
+            data["invocations"] = [*data.get("invocations", []), invocation]
     else:
         if (Path(run_dir) / RESULTS).exists():
             raise ResultsError(
@@ -176,6 +180,24 @@ def check_manifest(run_dir: Path, identity: dict, about: dict, invocation: dict 
         data["invocations"] = [invocation] if invocation is not None else []
     text = json.dumps(data, indent=2, sort_keys=True)
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+EXTENSIBLE = ("methods", "simulators")
+
+
+def _not_extended(old: dict, new: dict) -> list[str]:
+    """Identity entries where ``new`` is neither ``old`` nor ``old`` plus new simulators or
+    methods: those keep every existing entry unchanged, so the finished cells stay valid (cell
+    seeds and observed data do not depend on the rest of the grid) and only new cells run."""
+    differ = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if key in EXTENSIBLE and isinstance(a, dict) and isinstance(b, dict):
+            if any(name not in b or b[name] != value for name, value in a.items()):
+                differ.append(key)
+        elif a != b:
+            differ.append(key)
+    return differ
 
 
 def read_manifest(run_dir: Path) -> dict:

@@ -2,7 +2,8 @@
 what the README shows.
 
 A new simulator or method without reference rows fails here on purpose: re-run the reference
-grid (the command is in the run's manifest and report) so that the published table covers it.
+grid's command (in the run's manifest and report) on the same directory, which runs only the new
+cells, so that the published table covers it.
 """
 
 import json
@@ -41,8 +42,8 @@ def test_reference_covers_every_registered_simulator_and_method(rows):
             if len(seeds) < MIN_SEEDS:
                 missing.append(f"{simulator} x {method} at budget {budget}: {len(seeds)} seeds")
     assert not missing, (
-        "reference results do not cover the registry (re-run the reference grid, see "
-        f"{REFERENCE / 'report.md'}):\n" + "\n".join(missing)
+        "reference results do not cover the registry; re-run the command in "
+        f"{REFERENCE / 'report.md'} (only the new cells run):\n" + "\n".join(missing)
     )
     assert set(cells.budget) == budgets
 
@@ -54,8 +55,8 @@ def test_reference_rows_are_complete_and_honest(rows):
     assert (rows[rows.status != "ok"].message.str.len() > 0).all()
     ok = cells[cells.status == "ok"]
     assert (ok.wall_time_s >= 0).all() and (ok.num_simulations <= ok.budget).all()
-    # one run of one commit
-    assert rows.git_commit.nunique() == 1 and rows.version.nunique() == 1
+    # every row says which code made it (a run extended by new entries may span commits)
+    assert (rows.git_commit.str.len() == 40).all() and (rows.version.str.len() > 0).all()
 
 
 def test_reference_manifest_and_report_state_command_and_machine(rows):

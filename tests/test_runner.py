@@ -1,6 +1,7 @@
 """The benchmark grid: rows, scoring against exact references, resume, determinism, executors."""
 
 import itertools
+import json
 import math
 import os
 import signal
@@ -360,3 +361,27 @@ def test_plain_bar_without_tqdm(monkeypatch, capsys):
     bars.close()
     err = capsys.readouterr().err
     assert "gaussian/prior" in err and "2/3" in err and "#" in err
+
+
+def test_run_extends_with_new_methods_and_simulators_only(tmp_path):
+    kwargs = dict(seeds=2, budgets=[40], preset="tiny", out=tmp_path)
+    first = avo_bench.run(["gaussian"], ["prior"], **kwargs)
+    # new method and simulator: only their cells run; the finished rows are kept unchanged
+    both = avo_bench.run(["gaussian", "poisson"], ["prior", "rejection_abc"], **kwargs)
+    done = both[(both.simulator == "gaussian") & (both.method == "prior")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(stable(done), stable(first))
+    fresh = avo_bench.run(["gaussian", "poisson"], ["prior", "rejection_abc"], seeds=2,
+                          budgets=[40], preset="tiny", out=tmp_path / "fresh")  # fmt: skip
+    assert stable(both).value.equals(stable(fresh).value)  # as if run in one go
+    identity = json.loads((tmp_path / "manifest.json").read_text())["identity"]
+    assert set(identity["methods"]) == {"prior", "rejection_abc"}
+    assert set(identity["simulators"]) == {"gaussian", "poisson"}
+    # dropping an entry, changing one's config, or another seed list is still refused
+    with pytest.raises(ResultsError, match="differs in: methods"):
+        avo_bench.run(["gaussian", "poisson"], ["prior"], **kwargs)
+    with pytest.raises(ResultsError, match="differs in: methods"):
+        avo_bench.run(["gaussian", "poisson"], ["prior", "rejection_abc"],
+                      method_options={"prior": {"num_samples": 7}}, **kwargs)  # fmt: skip
+    with pytest.raises(ResultsError, match="differs in: seeds"):
+        avo_bench.run(["gaussian", "poisson"], ["prior", "rejection_abc"],
+                      **{**kwargs, "seeds": 3})  # fmt: skip
