@@ -5,8 +5,8 @@ simulator or method is named here), so a new module joins the default grid by re
 
 Resuming: the run directory's ``manifest.json`` records the run's identity; re-running the same
 configuration skips cells whose rows are in ``results.csv``, adding simulators or methods runs
-only their cells, and any other change of configuration is refused. Rows are rewritten atomically after every cell, so killing the process loses at most
-the cells in flight.
+only their cells, and any other change of configuration is refused. Rows are rewritten
+atomically after every cell, so killing the process loses at most the cells in flight.
 """
 
 from __future__ import annotations
