@@ -64,6 +64,7 @@ import torch
 from avo_bench.methods import METHODS, CountingSimulator, get_method
 from avo_bench.metrics import c2st
 from avo_bench.metrics.classifier import C2ST_VARIANTS
+from avo_bench.published import SBIBM_GAUSSIAN_LINEAR_C2ST, SBIBM_LABELS, SBIBM_SOURCE
 from simulators import get_simulator
 
 TASK = dict(dim=10, prior_var=0.1, noise_var=0.1, n_obs=1)  # sbibm gaussian_linear
@@ -73,45 +74,11 @@ ABC_KDE = "rejection_abc_kde"
 KDE_KEEP = 100
 METHOD_NAMES = ("rejection_abc", ABC_KDE, "smc_abc", "npe", "nle", "nre", "prior")
 
-# Published C2ST on gaussian_linear: mean, sample sd (ddof 1) and number of observations (1-10)
-# per (method, budget). Source: github.com/sbi-benchmark/results at commit
-# 2a49a5797d7ac6b1c8873f8ee01671713616656b, files benchmarking_sbi/results/
-# supplement_rf_abc.csv (rows REJ-ABC, SMC-ABC), supplement_hyperparameters_snpe.csv (NPE-NSF),
-# supplement_hyperparameters_snle.csv (NLE-MAF), supplement_hyperparameters_snre.csv (NRE-RES),
-# column C2ST. The main paper's labels follow main_paper() in benchmarking_sbi/results.py at
-# that commit: REJ-ABC = "REJ-ABC 100 KDE", SMC-ABC = "SMC-ABC (ours) 100 .5 .2 KDE" (10^3,
-# 10^4; "1000 .5 .2 KDE" at 10^5), NPE = NPE-NSF, NLE = NLE-MAF, NRE = NRE-RES.
-SOURCE = (
-    "github.com/sbi-benchmark/results @ 2a49a5797d7ac6b1c8873f8ee01671713616656b, "
-    "benchmarking_sbi/results/{supplement_rf_abc, supplement_hyperparameters_snpe, "
-    "supplement_hyperparameters_snle, supplement_hyperparameters_snre}.csv, column C2ST, "
-    "observations 1-10; labels mapped by main_paper() in benchmarking_sbi/results.py"
-)
-PUBLISHED_LABELS = {
-    "rejection_abc": "REJ-ABC (REJ-ABC 100 KDE)",
-    ABC_KDE: "REJ-ABC (REJ-ABC 100 KDE)",
-    "smc_abc": "SMC-ABC (SMC-ABC (ours) 100 .5 .2 KDE)",
-    "npe": "NPE (NPE-NSF)",
-    "nle": "NLE (NLE-MAF)",
-    "nre": "NRE (NRE-RES)",
-}
-PUBLISHED = {
-    ("rejection_abc", 1_000): (0.9135, 0.0262, 10),
-    ("rejection_abc", 10_000): (0.8579, 0.0360, 10),
-    ("rejection_abc", 100_000): (0.8020, 0.0233, 10),
-    ("smc_abc", 1_000): (0.9215, 0.0303, 10),
-    ("smc_abc", 10_000): (0.8287, 0.0489, 10),
-    ("smc_abc", 100_000): (0.7262, 0.0318, 10),
-    ("npe", 1_000): (0.6945, 0.0438, 10),
-    ("npe", 10_000): (0.5522, 0.0316, 10),
-    ("npe", 100_000): (0.5060, 0.0041, 10),
-    ("nle", 1_000): (0.6504, 0.0842, 10),
-    ("nle", 10_000): (0.5548, 0.0342, 10),
-    ("nle", 100_000): (0.5147, 0.0092, 10),
-    ("nre", 1_000): (0.6720, 0.0455, 10),
-    ("nre", 10_000): (0.5603, 0.0197, 10),
-    ("nre", 100_000): (0.5363, 0.0313, 10),
-}
+# The published values and their source live in avo_bench.published (one copy for the script
+# and the slow tests); the KDE row is compared with sbibm's REJ-ABC.
+SOURCE = SBIBM_SOURCE
+PUBLISHED_LABELS = {**SBIBM_LABELS, ABC_KDE: SBIBM_LABELS["rejection_abc"]}
+PUBLISHED = SBIBM_GAUSSIAN_LINEAR_C2ST
 
 
 def kde_sample(points: torch.Tensor, n: int, seed: int) -> torch.Tensor:

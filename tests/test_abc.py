@@ -11,6 +11,7 @@ from scipy.stats import wasserstein_distance
 
 from avo_bench.methods import CountingSimulator, get_method
 from avo_bench.methods.smc_abc import _log_kernel, _weighted_kernel
+from avo_bench.published import SBIBM_GAUSSIAN_LINEAR_C2ST
 from simulators import SIMULATORS, get_simulator
 
 ABC = ("rejection_abc", "smc_abc")
@@ -261,11 +262,8 @@ def test_weinberg_predictive_near_floor_at_large_budget(name):
 
 # sbibm gaussian_linear comparison (slow) ----------------------------------------------------
 
-# Published C2ST on gaussian_linear, mean and sample sd over sbibm's 10 observations, from
-# Lueckmann et al. 2021 (https://arxiv.org/abs/2101.04653): github.com/sbi-benchmark/results @
-# 2a49a5797d7ac6b1c8873f8ee01671713616656b, benchmarking_sbi/results/supplement_rf_abc.csv,
-# rows REJ-ABC (= "REJ-ABC 100 KDE") and SMC-ABC (= "SMC-ABC (ours) 100 .5 .2 KDE"), as
-# relabelled by main_paper() / rf_abc() in benchmarking_sbi/results.py at that commit.
+# Published C2ST on gaussian_linear, mean and sample sd over sbibm's 10 observations
+# (Lueckmann et al. 2021; values and exact source in avo_bench.published).
 # Bounds: published mean +- (3 published sd + WIDEN). WIDEN = 0.05 covers our differences from
 # sbibm: a 1,000-sample C2ST of the fast variant on one observation (sbibm: 10,000 per side,
 # its sklearn protocol; +0.044 between the two measured at 1,000 per side in d = 10, see
@@ -273,10 +271,13 @@ def test_weinberg_predictive_near_floor_at_large_budget(name):
 # 100 of 10^4 for rejection) where sbibm samples a KDE fitted to the 100 closest: repeated points
 # are easy for the classifier, so ours sit at the top of the range (scripts/reproduce_sbibm.py).
 PUBLISHED = {
-    ("rejection_abc", 1_000): (0.9135, 0.0262),
-    ("rejection_abc", 10_000): (0.8579, 0.0360),
-    ("smc_abc", 1_000): (0.9215, 0.0303),
-    ("smc_abc", 10_000): (0.8287, 0.0489),
+    key: SBIBM_GAUSSIAN_LINEAR_C2ST[key][:2]  # (mean, sd)
+    for key in [
+        ("rejection_abc", 1_000),
+        ("rejection_abc", 10_000),
+        ("smc_abc", 1_000),
+        ("smc_abc", 10_000),
+    ]
 }
 WIDEN = 0.05
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from avo_bench.methods import METHODS, CountingSimulator, get_method
+from avo_bench.published import SBIBM_GAUSSIAN_LINEAR_C2ST
 from simulators import SIMULATORS, get_simulator
 
 NEURAL = ("npe", "nle", "nre")
@@ -125,21 +126,16 @@ def test_npe_gaussian_posterior_mean_and_width():
 
 # accuracy (slow) -----------------------------------------------------------------------------
 
-# Published C2ST on gaussian_linear, mean and sample sd over sbibm's 10 observations, from
-# Lueckmann et al. 2021 (https://arxiv.org/abs/2101.04653): github.com/sbi-benchmark/results @
-# 2a49a5797d7ac6b1c8873f8ee01671713616656b, benchmarking_sbi/results/
-# supplement_hyperparameters_{snpe,snle,snre}.csv, rows NPE-NSF, NLE-MAF and NRE-RES (the main
-# paper's NPE, NLE, NRE per main_paper() in benchmarking_sbi/results.py at that commit).
+# Published C2ST on gaussian_linear, mean and sample sd over sbibm's 10 observations
+# (Lueckmann et al. 2021; values and exact source in avo_bench.published).
 # Bounds: published mean +- (3 published sd + WIDEN). WIDEN = 0.05 covers our differences from
 # sbibm: a 1,000-sample C2ST of the fast variant on one observation (sbibm: 10,000 per side,
 # its sklearn protocol; +0.044 between the two measured at 1,000 per side in d = 10, see
 # avo_bench/metrics/classifier.py) and sbi's default configs (MAF for NPE, minibatches of 200,
 # 20 unthinned slice-sampling chains; avo_bench/methods/neural.py).
 PUBLISHED = {
-    ("npe", 1_000): (0.6945, 0.0438),
-    ("npe", 10_000): (0.5522, 0.0316),
-    ("nle", 1_000): (0.6504, 0.0842),
-    ("nre", 1_000): (0.6720, 0.0455),
+    key: SBIBM_GAUSSIAN_LINEAR_C2ST[key][:2]  # (mean, sd)
+    for key in [("npe", 1_000), ("npe", 10_000), ("nle", 1_000), ("nre", 1_000)]
 }
 WIDEN = 0.05
 
