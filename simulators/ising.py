@@ -50,6 +50,7 @@ References:
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 
@@ -82,7 +83,8 @@ __all__ = [
 
 CRITICAL_TEMPERATURE = 2.0 / math.log(1.0 + math.sqrt(2.0))
 OUTPUTS = ("summary", "lattice")
-BACKENDS = ("auto", "numba", "torch")
+BACKENDS = ("auto", "numba", "torch", "triton")
+HAS_TRITON = importlib.util.find_spec("triton") is not None  # imported on first use only
 
 
 def onsager_energy(temperature: float) -> float:
@@ -239,8 +241,10 @@ class Ising(Simulator):
             ``"lattice"`` for the spins :math:`\pm 1`, shape ``(L, L)``.
         sweeps: Metropolis sweeps from the ordered start; must exceed the relaxation time
             near :math:`T_c` (50 sweeps at :math:`L = 16`, 250 at :math:`L = 32`).
-        backend: ``"numba"`` (CPU kernel), ``"torch"`` (any device), or ``"auto"``: numba
-            for CPU tensors when installed, torch otherwise. The two draw different streams.
+        backend: ``"numba"`` (CPU kernel), ``"torch"`` (any device), ``"triton"`` (CUDA
+            multi-spin-coded kernel, :mod:`simulators._ising_triton`; CPU tensors only under
+            ``TRITON_INTERPRET=1``), or ``"auto"``: numba for CPU tensors when installed,
+            triton for CUDA tensors when installed, torch otherwise. Each draws its own stream.
         n_obs: Default number of observed lattices.
         theta_star: True parameters of the observed data (default 3.0, and 0.1 for h).
     """
@@ -273,6 +277,10 @@ class Ising(Simulator):
             raise ValueError(f"ising: backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "numba" and not HAS_NUMBA:
             raise ValueError("ising: backend 'numba' needs the numba package (pip install numba)")
+        if backend == "triton" and not HAS_TRITON:
+            raise ValueError(
+                "ising: backend 'triton' needs the triton package (pip install 'avo-bench[triton]')"
+            )
         self.size, self.field, self.output = size, field, output
         self.sweeps, self.backend, self.n_obs = sweeps, backend, n_obs
         self.parameter_names = ("T", "h") if field else ("T",)
@@ -304,12 +312,18 @@ class Ising(Simulator):
         return stats
 
     def _kernel(self, theta: Tensor):
-        use_numba = self.backend == "numba" or (
-            self.backend == "auto" and HAS_NUMBA and theta.device.type == "cpu"
-        )
-        if use_numba and theta.device.type != "cpu":
-            raise ValueError(f"ising: backend 'numba' runs on the CPU, theta is on {theta.device}")
-        return numba_sweeps if use_numba else torch_sweeps
+        device, backend = theta.device, self.backend
+        if backend == "auto":
+            backend = "numba" if HAS_NUMBA and device.type == "cpu" else "torch"
+            backend = "triton" if HAS_TRITON and device.type == "cuda" else backend
+        if backend == "numba" and device.type != "cpu":
+            raise ValueError(f"ising: backend 'numba' runs on the CPU, theta is on {device}")
+        if backend == "triton":
+            from ._ising_triton import check_device, triton_sweeps
+
+            check_device(device)
+            return triton_sweeps
+        return numba_sweeps if backend == "numba" else torch_sweeps
 
     def summarize(self, x: Tensor) -> Tensor:
         r"""Mean and standard deviation over the set of :math:`e` and :math:`|m|` (or :math:`m`).
