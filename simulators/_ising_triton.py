@@ -86,8 +86,12 @@ _PHILOX_W = (0x9E3779B9, 0xBB67AE85)
 constexpr = tl.constexpr if HAS_TRITON else int  # the annotation of compile-time arguments
 
 
-def _jit(fn):
-    return fn if triton is None else triton.jit(fn)
+def _jit(fn=None, *, fixed: tuple[str, ...] = ()):
+    """``triton.jit`` (identity without triton); ``fixed``: integer arguments not specialized
+    on their value (seeds and half-sweep indices would otherwise compile new variants)."""
+    if fn is None:
+        return lambda f: _jit(f, fixed=fixed)
+    return fn if triton is None else triton.jit(fn, do_not_specialize=fixed)
 
 
 # host side: probabilities, packing, the Philox reference ---------------------------------
@@ -352,7 +356,7 @@ def _global_flip(spins, factors, seed, w, t, L: constexpr, BLOCK_S: constexpr,
             tl.store(at, tl.load(at, mask=mask, other=0) ^ flip[:, None], mask=mask)
 
 
-@_jit
+@_jit(fixed=("seed", "t0", "t1"))
 def _sweeps_kernel(spins, planes, sure2, factors, seed, t0, t1, L: constexpr,
                    BLOCK_W: constexpr, BLOCK_S: constexpr, FIELD: constexpr,
                    FLIP: constexpr, NB: constexpr):  # fmt: skip
@@ -370,7 +374,7 @@ def _sweeps_kernel(spins, planes, sure2, factors, seed, t0, t1, L: constexpr,
                 tl.debug_barrier()
 
 
-@_jit
+@_jit(fixed=("seed", "t"))
 def _flip_kernel(spins, factors, seed, t, L: constexpr, BLOCK_W: constexpr,
                  BLOCK_S: constexpr, NB: constexpr, FIELD: constexpr):  # fmt: skip
     w = tl.program_id(0) * BLOCK_W + tl.arange(0, BLOCK_W)
