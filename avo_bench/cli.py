@@ -1,8 +1,10 @@
 """Command line: ``python -m avo_bench <command>``.
 
-The CLI only parses arguments, builds configs and calls the library. Unknown commands or
-options, and invalid names or values, exit with status 2 and a message naming the valid
-choices (argparse's convention).
+The CLI only parses arguments, builds configs and calls the library. Exit status: 0 when
+every cell is ``ok`` or ``n/a``; 1 when cells of the run failed (``run``: listed at the end,
+one line per distinct error) or, for ``compare``, when rows differ; 2 for unknown commands or
+options and invalid names or values, with a message naming the valid choices (argparse's
+convention); 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 
 from simulators import SIMULATORS, simulator_options
@@ -42,7 +45,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _literal(text: str) -> object:
     """A TOML literal (``5``, ``0.1``, ``true``, ``[1, 2]``, ``"s"``), else the raw string."""
-    from avo_bench.config import toml
+    from avo_bench.formats import toml
 
     tomllib = toml()
     try:
@@ -90,7 +93,7 @@ def _seeds(values: list[str]) -> int | list[int]:
 
 
 def _run_options(args: argparse.Namespace) -> dict:
-    from avo_bench.config import load_toml
+    from avo_bench.formats import load_toml
 
     data = load_toml(args.config) if args.config else {}
     options = dict(data.get("run", {}))
@@ -125,7 +128,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from avo_bench.runner import run
+    from avo_bench.runner import CellErrors, failure_summary, run
 
     options = _run_options(args)
     options.setdefault("quiet", False)
@@ -133,13 +136,19 @@ def _run(args: argparse.Namespace) -> int:
     # This process runs the cells of the in-process executor: pin its torch threads like the
     # workers' (default 1; torch's default pool stalls under contention on small machines).
     torch.set_num_threads(options.get("threads") or 1)
-    rows = run(**options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CellErrors)  # printed below instead
+        rows = run(**options)
     cells = rows.drop_duplicates(["simulator", "method", "seed", "budget"])
     counts = ", ".join(f"{v} {k}" for k, v in cells.status.value_counts().items())
     out = options.get("out") or f"results/{options.get('preset', 'quick')}"
     print(f"{len(cells)} cells ({counts}); results in {out}/results.csv")
     if options.get("report", True):
         print(f"report: {out}/report.md")
+    summary = failure_summary(rows)
+    if summary:
+        print(f"{summary}\nre-run them with --retry-errors", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -166,8 +175,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _run_parser(commands) -> None:
-    from avo_bench.config import PRESETS
     from avo_bench.executors import EXECUTORS
+    from avo_bench.plan import PRESETS
 
     presets = "; ".join(f"{k}: {p.description}" for k, p in PRESETS.items())
     p = commands.add_parser(

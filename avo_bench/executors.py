@@ -18,7 +18,7 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from .config import Cell
+from .plan import Cell
 
 __all__ = ["EXECUTORS", "check_executor", "make_executor"]
 

@@ -20,8 +20,15 @@ from .results import KEY, atomic_write, load_results, read_artifacts, read_manif
 
 __all__ = ["cost", "headline", "summary", "write_report"]
 
-# The headline's parameter-space score per simulator: the first of these that it reports.
-HEADLINE_PARAMETER = (("posterior", "c2st"), ("truth", "distance_to_truth"))
+
+def _headline_scores() -> tuple[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """The headline's data-space score and its parameter-space scores in order of preference
+    (the ``headline`` entries of the score table)."""
+    from .scoring import SCORES
+
+    ranked = sorted((s for s in SCORES if s.headline), key=lambda s: s.headline)
+    data = next(s.key for s in ranked if s.space == "data")
+    return data, tuple(s.key for s in ranked if s.space != "data")
 
 
 def _mean_sd(values: pd.Series, statuses: pd.Series) -> str:
@@ -58,7 +65,8 @@ def headline(rows: pd.DataFrame, budget: int | None = None) -> str:
 
     Three methods × simulators tables, mean ± sd over seeds: the data-space Wasserstein-1 of the
     predictive, one parameter-space score per simulator (C2ST against the exact posterior where
-    there is one, else the distance of the returned mean to θ*, see ``HEADLINE_PARAMETER``),
+    there is one, else the distance of the returned mean to θ*: the ``headline`` order of
+    :data:`avo_bench.scoring.SCORES`),
     and the fit wall time. The README's results table is this function's output.
     """
     budgets = sorted(int(b) for b in rows.budget.unique())
@@ -66,11 +74,12 @@ def headline(rows: pd.DataFrame, budget: int | None = None) -> str:
     if budget not in budgets:
         raise ValueError(f"budget {budget} is not in the run; its budgets: {budgets}")
     part = rows[rows.budget == budget]
-    data = summary(part, "data", "wasserstein1", budget)
+    data_key, parameter_keys = _headline_scores()
+    data = summary(part, *data_key, budget)
     columns = {}
     for sim, group in part.groupby("simulator"):
         pairs = set(zip(group.space, group.metric, strict=True))
-        chosen = next((p for p in HEADLINE_PARAMETER if p in pairs), None)
+        chosen = next((p for p in parameter_keys if p in pairs), None)
         if chosen is not None:
             table = summary(group, *chosen, budget)
             columns[f"{sim} ({chosen[1]})"] = table[sim]

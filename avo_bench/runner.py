@@ -17,14 +17,15 @@ import os
 import platform
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from .config import Plan, make_plan
 from .display import Bars
 from .executors import check_executor, make_executor
+from .plan import Plan, make_plan
 from .results import (
     RESULTS,
     ResultsError,
@@ -35,7 +36,29 @@ from .results import (
     write_results,
 )
 
-__all__ = ["run"]
+__all__ = ["CellErrors", "failure_summary", "run"]
+
+
+class CellErrors(UserWarning):
+    """Some cells of a run ended in ``error`` (the warning's text lists them)."""
+
+
+def failure_summary(rows: pd.DataFrame) -> str:
+    """``""`` if every cell is ``ok`` or ``n/a``; else the count of failed cells and one line
+    per distinct error message, with the first cell that raised it and how many did."""
+    failed = rows[~rows.status.isin(["ok", "n/a"])]
+    if failed.empty:
+        return ""
+    keys = ["simulator", "method", "seed", "budget"]
+    cells = failed.drop_duplicates(keys)
+    total = rows.drop_duplicates(keys)
+    lines = [f"{len(cells)} of {len(total)} cells failed:"]
+    for message, group in cells.groupby("message", sort=False):
+        first = group.iloc[0]
+        where = f"{first.simulator}/{first.method} seed={first.seed} budget={first.budget}"
+        more = f" (and {len(group) - 1} more cells)" if len(group) > 1 else ""
+        lines.append(f"  {where}{more}: {str(message)[:300]}")
+    return "\n".join(lines)
 
 
 def _git_commit() -> str:
@@ -178,6 +201,13 @@ def _execute(plan: Plan, run_dir: Path, done: dict, executor, versions: dict, qu
         bars.close()
 
 
+KEY_CELL = ["simulator", "method", "seed", "budget"]
+
+
+def plan_keys(plan: Plan) -> list[tuple]:
+    return [cell.key for cell in plan.cells]
+
+
 def _label(cell) -> str:
     return f"{cell.simulator}/{cell.method} seed={cell.seed} budget={cell.budget}"
 
@@ -210,7 +240,7 @@ def run(
             apply become ``n/a`` rows).
         seeds: Number of seeds (``0..n-1``) or a list of seeds.
         budgets: Simulation budgets (default: the preset's).
-        preset: ``tiny``, ``quick`` or ``paper`` (see :data:`avo_bench.config.PRESETS`).
+        preset: ``tiny``, ``quick`` or ``paper`` (see :data:`avo_bench.plan.PRESETS`).
         device: ``cpu`` or ``cuda[:N]``.
         simulator_options: ``{simulator: {option: value}}``.
         method_options: ``{method: {config key: value}}`` (e.g. ``{"avo": {"gamma": 5}}``).
@@ -227,6 +257,10 @@ def run(
 
     Returns:
         The tidy results, one row per (simulator, method, seed, budget, space, metric).
+
+    Warns:
+        CellErrors: If cells of this run ended in ``error``: their count and one line per
+            distinct error (the cells stay in the results as ``error`` rows).
 
     Raises:
         ValueError: For invalid names, options or sizes (before anything runs), an unwritable
@@ -257,4 +291,9 @@ def run(
             from .report import write_report
 
             write_report(run_dir)
-    return load_results(run_dir)
+    rows = load_results(run_dir)
+    summary = failure_summary(rows[rows.set_index(KEY_CELL).index.isin(plan_keys(plan))])
+    if summary:
+        warnings.warn(f"{summary}\nRe-run failed cells with retry_errors=True "
+                      "(--retry-errors).", CellErrors, stacklevel=2)  # fmt: skip
+    return rows

@@ -1,21 +1,22 @@
-"""Scoring of one cell: data space always, parameter space where the task knows the truth.
+"""Scoring of one cell against its task: the table of every score the grid records.
 
-*Data space* (every task): the returned ``theta`` rows are pushed through the simulator (these
-simulations are not counted against the budget), one simulation per row, and the simulated
-``x`` is compared with ``x_obs`` on the same number of samples (``n_obs``) with Wasserstein-1
-and Jensen-Shannon. This is the AVO/GAN objective :math:`\\rho(p_r(x), \\int p(x|\\theta)
-q(\\theta) d\\theta)`, so every method is scored on one footing. Rows outside the prior support
-are dropped before simulating; their fraction is reported as the ``outside_prior`` metric.
+:data:`SCORES` is the one table of scores. Each :class:`ScoreSpec` names its *space* and its
+*metric* (a :data:`avo_bench.metrics.METRICS` function, which gives the direction and ideal
+value), what it *needs* from the task (θ*, a reference posterior, ...), how its value is
+computed from the returned samples and how its *floor* is computed: the same score for a
+perfect method at the same sample sizes (two independent draws of the reference). Scoring, the
+rows, the report and the public :func:`avo_bench.score` all read this table; no score is named
+anywhere else.
 
-*Parameter space*: point tasks are scored by ``distance_to_truth``, measured on the simulator's
-``identified(theta)`` (``theta`` itself, or what the data identify: for ``weinberg`` the
-asymmetry ``c``, since (E_beam, G_f) are not identified); simulators with an exact
-``posterior(x_obs)`` by W1, C2ST and the error of the mean against reference posterior draws.
+*Data space* (every task): the returned θ rows inside the prior support are pushed through the
+simulator (these simulations are not counted against the budget), one simulation per row, and
+the simulated features are compared with the observed ones on the same number of samples
+(``n_obs``). This is the AVO/GAN objective :math:`\\rho(p_r(x), \\int p(x|\\theta) q(\\theta)
+d\\theta)`, so every method is scored on one footing.
 
-Each metric carries its *floor*: the same metric between two independent draws of the
-reference (the observed distribution, or the exact posterior) of the same sizes, i.e. the
-finite-sample value of a perfect method. Floors and the JS bin edges are computed once per
-(task, seed); the edges from a fixed-seed draw, so that runs of a task are comparable.
+*Parameter space*: point tasks by the distance of the returned mean to θ*, measured on what the
+data identify (``simulator.identified``: θ itself, or e.g. Weinberg's asymmetry c); tasks with an
+exact posterior by W1, C2ST and the error of the mean against exact posterior draws.
 
 References:
     Louppe, Hermans, Cranmer, "Adversarial Variational Optimization of Non-Differentiable
@@ -26,29 +27,224 @@ References:
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
-from simulators import Simulator, get_simulator
+from simulators import Simulator
 
-from .config import derive_seed, seeded_globals
+from . import metrics as m
+from .seeding import derive_seed
+from .tasks import Task
 
-__all__ = ["Score", "Task", "features", "metric_plan", "score", "task"]
+__all__ = ["NEEDS", "SCORES", "Score", "ScoreSpec", "Scored", "evaluate", "score", "score_plan"]
 
-DATA = ("wasserstein1", "jensen_shannon")
-POSTERIOR = ("wasserstein1", "c2st", "mean_error")
-OUTSIDE = ("theta", "outside_prior")
+
+@dataclass(frozen=True)
+class Need:
+    """A requirement of a score: whether a task meets it, and the guess from the simulator
+    alone (for the rows of a cell whose task could not be built)."""
+
+    task: Callable[[Task], bool]
+    simulator: Callable[[Simulator], bool]
+
+
+NEEDS: dict[str, Need] = {
+    "theta_star": Need(lambda t: t.theta_star is not None, lambda s: s.kind == "point"),
+    "posterior": Need(lambda t: t.reference is not None, lambda s: s.provides("posterior")),
+}
+
+
+class Scored:
+    """The returned samples of one cell, with what several scores share (computed once)."""
+
+    def __init__(self, task: Task, theta: Tensor, seed: int):
+        self.task, self.seed = task, seed
+        self.theta = theta.detach().cpu().double()
+
+    def generator(self, label: str) -> torch.Generator:
+        """A generator for the cell's scores, seeded by ``label`` and the cell's seed."""
+        return torch.Generator().manual_seed(derive_seed(label, self.seed))
+
+    def task_seed(self, label: str) -> int:
+        """A seed for floors: from the task only, so that every cell of it shares them."""
+        return derive_seed(label, self.task.simulator.name, self.task.seed)
+
+    def task_generator(self, label: str) -> torch.Generator:
+        return torch.Generator().manual_seed(self.task_seed(label))
+
+    @cached_property
+    def inside(self) -> Tensor:
+        low, high = (v.to(self.theta) for v in (self.task.simulator.prior.low,
+                                                 self.task.simulator.prior.high))  # fmt: skip
+        return ((self.theta >= low) & (self.theta <= high)).all(dim=1)
+
+    @cached_property
+    def predictive(self) -> Tensor:
+        """Features ``(n_obs, k)`` of one simulation per returned θ inside the prior (rows
+        resampled when fewer than ``n_obs``)."""
+        theta = self.theta[self.inside].float()
+        if not len(theta):
+            raise ValueError(f"all {len(self.theta)} returned theta lie outside the prior support")
+        n, g = self.task.n_obs, self.generator("score")
+        rows = (torch.randperm(len(theta), generator=g)[:n] if len(theta) >= n
+                else torch.randint(len(theta), (n,), generator=g))  # fmt: skip
+        return self.task.features(self.task.simulator.simulate(theta[rows], generator=g))
+
+    @cached_property
+    def sample(self) -> Tensor:
+        """At most ``n_param`` returned θ rows (a seeded subsample) for parameter space."""
+        keep = min(len(self.theta), self.task.sizes.n_param)
+        return self.theta[
+            torch.randperm(len(self.theta), generator=self.generator("sample"))[:keep]
+        ]
+
+    @property
+    def reference(self) -> Tensor:
+        """``n_param`` exact posterior draws."""
+        if self.task.reference is None:
+            raise ValueError(f"{self.task.simulator.name}: no exact posterior")
+        return self.task.reference[: self.task.sizes.n_param]
+
+    def exact(self, size: int) -> Tensor:
+        """``size`` exact posterior draws independent of the reference (for floors)."""
+        n = self.task.sizes.n_param
+        return self.task.reference[n : n + size] if size else self.reference[:0]
+
+    @cached_property
+    def observed(self) -> Tensor:
+        return self.task.features(self.task.x_obs)
+
+    @cached_property
+    def again(self) -> Tensor:
+        if self.task.again is None:
+            raise ValueError("no independent observed set for the floor")
+        return self.task.features(self.task.again)
+
+    def star(self) -> Tensor:
+        sim = self.task.simulator
+        return sim.identified(self.task.theta_star[None])[0]
+
+
+def _w1(a: Tensor, b: Tensor, g: torch.Generator) -> tuple[float, str]:
+    return m.wasserstein1(a, b, generator=g), m.wasserstein1_path(len(a), len(b), a.shape[1])
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """One score of the table.
+
+    Attributes:
+        space: ``data``, ``theta``, ``truth`` or ``posterior``.
+        metric: A key of :data:`avo_bench.metrics.METRICS` (function, direction, ideal).
+        value: ``value(scored) -> float`` or ``(float, w1_path)``.
+        floor: ``floor(scored) -> float``: the score of a perfect method at the same sample
+            sizes, or ``None`` (no floor).
+        needs: Keys of :data:`NEEDS` the task must meet, else the score is not recorded.
+        headline: ``0``, or the preference order of the score in the report's headline (the
+            data-space score first, then the first parameter-space score a task has).
+        description: What the score compares.
+        sense: ``(direction, ideal)`` for a score whose metric is not a two-sample
+            :data:`~avo_bench.metrics.METRICS` function (else taken from there).
+    """
+
+    space: str
+    metric: str
+    value: Callable[[Scored], float | tuple[float, str]]
+    floor: Callable[[Scored], float | tuple[float, str]] | None
+    needs: tuple[str, ...] = ()
+    headline: int = 0
+    description: str = ""
+    sense: tuple[str, float] | None = None
+
+    def __post_init__(self):
+        if self.sense is None and self.metric not in m.METRICS:
+            raise ValueError(f"score {self.key}: unknown metric; metrics: {sorted(m.METRICS)}")
+        unknown = sorted(set(self.needs) - set(NEEDS))
+        if unknown:
+            raise ValueError(f"score {self.key}: unknown needs {unknown}; needs: {list(NEEDS)}")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.space, self.metric)
+
+    @property
+    def direction(self) -> str:
+        return self.sense[0] if self.sense else m.METRICS[self.metric].direction
+
+    @property
+    def ideal(self) -> float:
+        return float(self.sense[1] if self.sense else m.METRICS[self.metric].ideal)
+
+
+def _c2st(a: Tensor, b: Tensor, seed: int) -> float:
+    return m.c2st(b, a, seed=seed % 2**31)  # sbibm's order: the reference z-scores both
+
+
+SCORES: tuple[ScoreSpec, ...] = (
+    ScoreSpec(
+        "data", "wasserstein1",
+        lambda s: _w1(s.predictive, s.observed, s.generator("data-w1")),
+        lambda s: _w1(s.observed, s.again, s.task_generator("data-w1-floor")),
+        headline=1,
+        description="W1 between the predictive and the observed set (n_obs samples each)",
+    ),
+    ScoreSpec(
+        "data", "jensen_shannon",
+        lambda s: m.jensen_shannon(s.predictive, s.observed, edges=s.task.edges),
+        lambda s: m.jensen_shannon(s.observed, s.again, edges=s.task.edges),
+        description="JS divergence (bits) of the predictive and the observed set on fixed bins",
+    ),
+    ScoreSpec(
+        "theta", "outside_prior",
+        lambda s: m.outside_prior(s.theta, _box(s.task.simulator)),
+        lambda s: 0.0,
+        description="fraction of the returned theta outside the prior support",
+        sense=("lower", 0.0),
+    ),
+    ScoreSpec(
+        "truth", "distance_to_truth",
+        lambda s: m.distance_to_truth(s.task.simulator.identified(s.theta), s.star()),
+        lambda s: m.distance_to_truth(s.task.simulator.identified(s.reference), s.star()),
+        needs=("theta_star",), headline=3,
+        description="distance of the returned mean of identified(theta) to that of theta*; "
+        "floor: the exact posterior's",
+    ),
+    ScoreSpec(
+        "posterior", "wasserstein1",
+        lambda s: _w1(s.sample, s.reference, s.generator("posterior-w1")),
+        lambda s: _w1(s.exact(len(s.sample)), s.reference, s.task_generator("post-w1-floor")),
+        needs=("posterior",),
+        description="W1 between the returned theta and exact posterior draws",
+    ),
+    ScoreSpec(
+        "posterior", "c2st",
+        lambda s: _c2st(s.sample, s.reference, derive_seed("c2st", s.seed)),
+        lambda s: _c2st(s.exact(len(s.sample)), s.reference, s.task_seed("c2st-floor")),
+        needs=("posterior",), headline=2,
+        description="classifier two-sample test of the returned theta against the exact posterior",
+    ),
+    ScoreSpec(
+        "posterior", "mean_error",
+        lambda s: m.mean_error(s.sample, s.reference),
+        lambda s: m.mean_error(s.exact(len(s.sample)), s.reference),
+        needs=("posterior",),
+        description="error of the returned mean in exact-posterior standard deviations",
+    ),
+)  # fmt: skip
+
+
+def _box(simulator: Simulator) -> Tensor:
+    return torch.stack([simulator.prior.low, simulator.prior.high])
 
 
 @dataclass(frozen=True)
 class Score:
-    """One scored metric of a cell."""
+    """One scored metric of a cell (``message``: why it is undefined, else ``""``)."""
 
     space: str
     metric: str
@@ -58,173 +254,53 @@ class Score:
     message: str = ""
 
 
-@dataclass(frozen=True, eq=False)
-class Task:
-    """What scoring needs about one (simulator, seed): data, references, bins and floors.
-
-    Attributes:
-        simulator: The simulator.
-        x_obs: Observed data ``(n_obs, *x_shape)`` on CPU (float32).
-        edges: JS histogram edges of the data-space features.
-        posterior: Exact posterior draws ``(2 n_param, d_theta)`` or ``None``.
-        floors: ``(space, metric) -> floor`` for data space (param. space: by sample size).
-    """
-
-    simulator: Simulator
-    x_obs: Tensor
-    edges: object
-    posterior: Tensor | None
-    floors: dict
+def score_plan(task: Task | None = None, simulator: Simulator | None = None) -> list[ScoreSpec]:
+    """The scores recorded for ``task`` (or, without one, those expected for ``simulator``)."""
+    if task is not None:
+        return [s for s in SCORES if all(NEEDS[n].task(task) for n in s.needs)]
+    return [s for s in SCORES if all(NEEDS[n].simulator(simulator) for n in s.needs)]
 
 
-def _metrics():
-    from avo_bench import metrics
-
-    return metrics
-
-
-def features(simulator: Simulator, x: Tensor) -> Tensor:
-    """Per-sample data-space features ``(n, k)``: the simulator's ``features(x)`` if it defines
-    one (e.g. Ising energy and magnetization), else ``x`` flattened."""
-    hook = getattr(simulator, "features", None)
-    flat = hook(x) if callable(hook) else x.reshape(x.shape[0], -1)
-    return flat.reshape(flat.shape[0], -1).double()
-
-
-def metric_plan(simulator: Simulator) -> list[tuple[str, str]]:
-    """The ``(space, metric)`` pairs scored for ``simulator`` (known before any fit)."""
-    plan = [("data", name) for name in DATA] + [OUTSIDE]
-    if simulator.true_parameters is not None:
-        plan.append(("truth", "distance_to_truth"))
-    if callable(getattr(simulator, "posterior", None)):
-        plan += [("posterior", name) for name in POSTERIOR]
-    return plan
-
-
-def _guarded(compute: Callable[[], float]) -> tuple[float, str]:
-    """The metric's value and ``""``, or NaN and the reason it is undefined (e.g. C2ST of a
-    point mass): one metric failing does not void the cell's other metrics."""
+def _guarded(compute: Callable[[], float | tuple[float, str]]) -> tuple[float, str, str]:
+    """``(value, w1_path, "")``, or NaN and the reason the score is undefined (e.g. the C2ST
+    of a point mass): one score failing does not void the cell's other scores."""
     try:
-        return float(compute()), ""
+        out = compute()
     except (ValueError, RuntimeError, ArithmeticError) as error:
-        return math.nan, f"{type(error).__name__}: {error}"
+        return math.nan, "", f"{type(error).__name__}: {error}"
+    value, path = out if isinstance(out, tuple) else (out, "")
+    return float(value), path, ""
 
 
-def _data_metrics(a: Tensor, b: Tensor, edges, seed: int) -> dict[str, tuple[float, str]]:
-    m = _metrics()
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "wasserstein1": _guarded(lambda: m.wasserstein1(a, b, generator=g)),
-        "jensen_shannon": _guarded(lambda: m.jensen_shannon(a, b, edges=edges)),
-    }
+def _floor(spec: ScoreSpec, scored: Scored) -> float:
+    if spec.floor is None:
+        return math.nan
+    size = len(scored.sample) if spec.space == "posterior" else scored.task.n_obs
+    key = (*spec.key, size)
+    cache = scored.task.cache
+    if key not in cache:
+        cache[key] = _guarded(lambda: spec.floor(scored))[0]
+    return cache[key]
 
 
-def _posterior_metrics(theta: Tensor, reference: Tensor, seed: int) -> dict:
-    m = _metrics()
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "wasserstein1": _guarded(lambda: m.wasserstein1(theta, reference, generator=g)),
-        "c2st": _guarded(lambda: m.c2st(reference, theta, seed=seed % 2**31)),  # sbibm order
-        "mean_error": _guarded(lambda: m.mean_error(theta, reference)),
-    }
-
-
-@functools.lru_cache(maxsize=16)
-def _task(name: str, options_json: str, seed: int, n_param: int, n_edges: int) -> Task:
-    simulator = get_simulator(name, **json.loads(options_json))
-    observe = torch.Generator().manual_seed(derive_seed("observe", name, options_json, seed))
-    x_obs = simulator.observe(generator=observe).float()
-    again = simulator.observe(generator=observe).float()
-    fixed = torch.Generator().manual_seed(derive_seed("edges", name, options_json))
-    reference = simulator.observe(max(n_edges, simulator.n_obs), generator=fixed)
-    edges = _metrics().histogram_edges(features(simulator, reference))
-    floor_seed = derive_seed("floor", name, options_json, seed)
-    a, b = features(simulator, x_obs), features(simulator, again)
-    data = _data_metrics(a, b, edges, floor_seed)
-    floors = {("data", k): v for k, (v, _) in data.items()} | {OUTSIDE: 0.0}
-    posterior = None
-    if callable(getattr(simulator, "posterior", None)):
-        draws = torch.Generator().manual_seed(derive_seed("posterior", name, options_json, seed))
-        exact = simulator.posterior(x_obs)
-        posterior = exact.sample((2 * n_param,), generator=draws).double()
-    if simulator.true_parameters is not None and posterior is not None:
-        star = simulator.identified(simulator.true_parameters.double()[None])[0]
-        floors[("truth", "distance_to_truth")] = float(
-            _metrics().distance_to_truth(simulator.identified(posterior[:n_param]), star)
-        )
-    return Task(simulator, x_obs, edges, posterior, floors)
-
-
-def task(name: str, options: dict, seed: int, scoring: dict) -> Task:
-    """The (cached) :class:`Task` of simulator ``name`` with ``options`` for run seed ``seed``.
-
-    The observed data depends only on (simulator, options, seed), so every method of a seed
-    sees the same ``x_obs``.
-    """
-    options_json = json.dumps(options, sort_keys=True)
-    with seeded_globals(derive_seed("task-globals", name, options_json, seed)):
-        return _task(name, options_json, seed, scoring["n_param"], scoring["n_edges"])
-
-
-@functools.lru_cache(maxsize=64)
-def _posterior_floor(t: Task, m: int, n: int, seed: int) -> tuple[tuple[str, float], ...]:
-    # m exact draws independent of the n reference draws: what a perfect method scores
-    values = _posterior_metrics(t.posterior[n : n + m], t.posterior[:n], seed)
-    return tuple((k, v) for k, (v, _) in values.items())
-
-
-def _inside(simulator: Simulator, theta: Tensor) -> Tensor:
-    low, high = simulator.prior.low.to(theta), simulator.prior.high.to(theta)
-    return ((theta >= low) & (theta <= high)).all(dim=1)
-
-
-def _predictive(t: Task, theta: Tensor, g: torch.Generator) -> Tensor:
-    n = t.x_obs.shape[0]
-    if theta.shape[0] >= n:
-        rows = torch.randperm(theta.shape[0], generator=g)[:n]
-    else:  # fewer rows than observations: resample q's empirical distribution
-        rows = torch.randint(theta.shape[0], (n,), generator=g)
-    return t.simulator.simulate(theta[rows], generator=g)
-
-
-def score(t: Task, theta: Tensor, *, seed: int, n_param: int) -> tuple[list[Score], Tensor]:
-    """Scores returned samples ``theta`` of shape ``(n, d_theta)`` against task ``t``.
+def score(task: Task, theta: Tensor, *, seed: int) -> list[Score]:
+    """Scores returned samples ``theta`` of shape ``(n, d_theta)`` against ``task``.
 
     Arguments:
-        t: The task (observed data, references, floors).
+        task: The task (observed data, θ*, references).
         theta: Samples of the method's distribution over parameters.
-        seed: Cell seed; all scoring randomness derives from it.
-        n_param: Largest number of ``theta`` rows used in parameter space.
+        seed: All scoring randomness derives from it (the grid passes the cell seed).
 
     Returns:
-        The scores in :func:`metric_plan` order, and the simulated predictive ``(n_obs, ...)``.
+        One :class:`Score` per entry of :func:`score_plan`, in table order.
     """
-    m = _metrics()
-    theta = theta.detach().cpu().float()
-    inside = _inside(t.simulator, theta)
-    if not inside.any():
-        raise ValueError(f"all {theta.shape[0]} returned theta lie outside the prior support")
-    g = torch.Generator().manual_seed(derive_seed("score", seed))
-    x_sim = _predictive(t, theta[inside], g)
-    a, b = features(t.simulator, x_sim), features(t.simulator, t.x_obs)
-    data = _data_metrics(a, b, t.edges, derive_seed("data-metrics", seed))
-    path = m.wasserstein1_path(a.shape[0], b.shape[0], a.shape[1])
-    scores = [Score("data", k, v, t.floors[("data", k)], path if k == "wasserstein1" else "", e)
-              for k, (v, e) in data.items()]  # fmt: skip
-    scores.append(Score(*OUTSIDE, 1.0 - float(inside.double().mean()), 0.0))
-    if t.simulator.true_parameters is not None:
-        sim = t.simulator
-        star = sim.identified(sim.true_parameters.double()[None])[0]
-        value, error = _guarded(lambda: m.distance_to_truth(sim.identified(theta.double()), star))
-        floor = t.floors.get(("truth", "distance_to_truth"), math.nan)
-        scores.append(Score("truth", "distance_to_truth", value, floor, message=error))
-    if t.posterior is not None:
-        keep = min(theta.shape[0], n_param)
-        rows = torch.randperm(theta.shape[0], generator=g)[:keep]
-        sample, reference = theta[rows].double(), t.posterior[:n_param]
-        values = _posterior_metrics(sample, reference, derive_seed("posterior-metrics", seed))
-        floors = dict(_posterior_floor(t, keep, n_param, derive_seed("posterior-floor", keep)))
-        w1 = m.wasserstein1_path(keep, reference.shape[0], theta.shape[1])
-        scores += [Score("posterior", k, v, floors[k], w1 if k == "wasserstein1" else "", e)
-                   for k, (v, e) in values.items()]  # fmt: skip
-    return scores, x_sim
+    return evaluate(Scored(task, theta, seed))
+
+
+def evaluate(scored: Scored) -> list[Score]:
+    """:func:`score` on prepared samples (the cell reuses their predictive for its plots)."""
+    scores = []
+    for spec in score_plan(scored.task):
+        value, path, message = _guarded(lambda spec=spec: spec.value(scored))
+        scores.append(Score(*spec.key, value, _floor(spec, scored), path, message))
+    return scores

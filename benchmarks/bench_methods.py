@@ -16,10 +16,9 @@ import math
 
 import torch
 
-from avo_bench.methods import CountingSimulator
+from avo_bench.methods import CountingSimulator, distances, mad_scale, simulate_summaries
 from avo_bench.methods._cgan_data import Standardizer, SupportMap, simulate_pairs
 from avo_bench.methods._cgan_nn import mlp
-from avo_bench.methods._summaries import distances, mad_scale, simulate_summaries
 from avo_bench.methods.cgan import CGANConfig, _Generator, _step
 from avo_bench.methods.rejection_abc import _closest
 from avo_bench.methods.smc_abc import _log_kernel, _weighted_kernel

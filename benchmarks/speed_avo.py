@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from reproduce_avo import POISSON, WEINBERG
 
-from avo_bench.methods import CountingSimulator, get_method
+import avo_bench
 from avo_bench.methods._critics import MLPCritic, critic_epoch
 from avo_bench.methods._nn import FlatAdam
 from simulators import get_simulator
@@ -49,14 +49,10 @@ def measure_run(name: str, options: dict, device: torch.device) -> tuple[float, 
     simulator = get_simulator(name)
     g = torch.Generator(device=device).manual_seed(0)
     x_obs = simulator.observe(generator=g)
-    method = get_method("avo")
-    config = method.make_config(**options, gamma=5.0, epochs=300)
     _sync(device)
     start, cpu = time.perf_counter(), time.process_time()
-    result = method.fit(
-        CountingSimulator(simulator, 10**8), x_obs, budget=10**8, config=config,
-        generator=g, device=device,
-    )  # fmt: skip
+    result = avo_bench.fit("avo", simulator, x_obs, budget=10**8, generator=g, device=device,
+                           **options, gamma=5.0, epochs=300)  # fmt: skip
     _sync(device)
     return time.perf_counter() - start, time.process_time() - cpu, result.num_simulations
 

@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from avo_bench.methods import CountingSimulator, get_method
+import avo_bench
+from avo_bench.methods import get_method
 from simulators import get_simulator
 
 BASELINES = ("rejection_abc", "smc_abc", "npe", "nle", "nre")
@@ -33,17 +34,8 @@ def gaussian_linear():
 
 def measure_method(name: str, budget: int, seed: int = 0, **config):
     simulator, x_obs = gaussian_linear()
-    method = get_method(name)
-    start = time.perf_counter()
-    result = method.fit(
-        CountingSimulator(simulator, budget),
-        x_obs,
-        budget=budget,
-        config=method.make_config(**config),
-        generator=torch.Generator().manual_seed(seed),
-        device="cpu",
-    )
-    seconds = time.perf_counter() - start
+    result = avo_bench.fit(name, simulator, x_obs, budget=budget, seed=seed, **config)
+    seconds = result.wall_time_s
     reference = simulator.posterior(x_obs).sample((1000,), generator=torch.Generator())
     from avo_bench.metrics import c2st
 

@@ -3,7 +3,7 @@ r"""Adding a method: ABC with local-linear regression adjustment (Beaumont et al
 A worked example of the method contract (``avo_bench/methods/_base.py``), registered from user
 code with ``@register(name, config=..., applicable=...)``. The whole budget is spent at once:
 :math:`N = \lfloor B/m \rfloor` prior draws :math:`\theta_i`, one simulated set of :math:`m`
-observations each, summarized as :math:`s_i` (the helpers of ``avo_bench.methods._summaries``,
+observations each, summarized as :math:`s_i` (the public helpers of ``avo_bench.methods``,
 shared with ``rejection_abc``). The fraction ``quantile`` of draws closest to the observed
 summary :math:`s_{obs}` (MAD-scaled Euclidean distance :math:`d_i`) is kept with Epanechnikov
 weights :math:`w_i = 1 - (d_i/\epsilon)^2`, and the weighted least-squares fit
@@ -46,17 +46,19 @@ import torch
 from torch import Tensor
 
 import avo_bench
-from avo_bench.methods import CountingSimulator, Result, register
-from avo_bench.methods._summaries import (
+from avo_bench.methods import (
+    CountingSimulator,
+    Result,
     check_budget,
     default_set_size,
     distances,
     mad_scale,
     observed_summary,
     point_task_only,
+    register,
     simulate_summaries,
 )
-from simulators._base import check_positive_int
+from simulators import check_positive_int
 
 __all__ = ["RegressionABCConfig", "fit", "main"]
 
@@ -69,7 +71,7 @@ class RegressionABCConfig:
         num_samples: Number of θ samples returned.
         quantile: Fraction of the prior draws kept for the regression, in ``(0, 1]``.
         set_size: Simulated observations per θ for an iid observed set (``None``: the
-            budget-dependent default of :mod:`avo_bench.methods._summaries`).
+            budget-dependent default of :func:`avo_bench.methods.default_set_size`).
     """
 
     num_samples: int = 1000
@@ -163,7 +165,7 @@ def fit(
     pick = torch.multinomial(weights, config.num_samples, replacement=True, generator=generator)
     extras = {"epsilon": epsilon, "num_kept": k, "num_draws": len(theta), "set_size": m}
     history = pd.DataFrame([{"iteration": 0, **extras}])
-    return Result(adjusted[pick].float(), simulator.num_simulations, history, extras)
+    return Result(adjusted[pick].float(), history=history, extras=extras)
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
@@ -181,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         preset="tiny",
         seeds=[args.seed],
         budgets=[args.budget],
-        # set_size = n_obs: the simulated summaries match the observed one (see _summaries)
+        # set_size = n_obs: the simulated summaries match the observed one (see default_set_size)
         simulator_options={"gaussian": {"n_obs": args.n_obs}},
         method_options={
             "rejection_abc": {"set_size": args.n_obs},

@@ -44,8 +44,7 @@ from scipy import special
 from torch import Tensor
 
 import avo_bench
-from simulators import BoxUniform, Simulator, register
-from simulators._base import check_positive_int
+from simulators import BoxUniform, Simulator, check_positive_int, register
 
 __all__ = ["BetaPosterior", "Binomial", "main"]
 

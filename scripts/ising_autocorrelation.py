@@ -21,8 +21,13 @@ import argparse
 
 import torch
 
-from simulators._ising_kernels import HAS_NUMBA, numba_sweeps, torch_sweeps
-from simulators.ising import CRITICAL_TEMPERATURE, lattice_statistics
+from simulators.ising import (
+    CRITICAL_TEMPERATURE,
+    HAS_NUMBA,
+    lattice_statistics,
+    numba_sweeps,
+    torch_sweeps,
+)
 
 KERNEL = numba_sweeps if HAS_NUMBA else torch_sweeps
 TEMPERATURES = (1.8, 2.1, CRITICAL_TEMPERATURE, 2.6, 3.0)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,8 @@ import torch
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from avo_bench.methods import CountingSimulator, get_method
+import avo_bench
+from avo_bench.methods import get_method
 from simulators import get_simulator
 from simulators.weinberg import asymmetry
 
@@ -61,17 +61,8 @@ COLORS = {0.0: "C1", 5.0: "C2"}
 
 def fit(method, simulator, x_obs, budget, seed, **options):
     """Runs ``method`` and returns its Result and the wall time."""
-    chosen = get_method(method)
-    start = time.perf_counter()
-    result = chosen.fit(
-        CountingSimulator(simulator, budget),
-        x_obs,
-        budget=budget,
-        config=chosen.make_config(**options),
-        generator=torch.Generator().manual_seed(seed),
-        device="cpu",
-    )
-    return result, time.perf_counter() - start
+    result = avo_bench.fit(method, simulator, x_obs, budget=budget, seed=seed, **options)
+    return result, result.wall_time_s
 
 
 def scores(simulated, observed, edges):

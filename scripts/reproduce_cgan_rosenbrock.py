@@ -26,7 +26,7 @@ import torch
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from avo_bench.methods import CountingSimulator, get_method
+import avo_bench
 from simulators import get_simulator
 
 BINS = np.linspace(0.0, 1000.0, 101)  # fixed JS binning over the relevant output range
@@ -87,16 +87,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     sim = get_simulator("rosenbrock")
-    method = get_method("cgan")
     x_obs = sim.observe(generator=torch.Generator().manual_seed(1000 + args.seed))
     start = time.perf_counter()
-    result = method.fit(
-        CountingSimulator(sim, args.budget),
-        x_obs,
-        budget=args.budget,
-        config=method.make_config(num_samples=sim.n_obs),
-        generator=torch.Generator().manual_seed(args.seed),
-        device="cpu",
+    result = avo_bench.fit(
+        "cgan", sim, x_obs, budget=args.budget, seed=args.seed, num_samples=sim.n_obs
     )
     seconds = time.perf_counter() - start
     g = torch.Generator().manual_seed(2000 + args.seed)

@@ -55,8 +55,9 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from avo_bench.config import derive_seed, seeded_globals
-from avo_bench.methods import CountingSimulator, NotApplicable, get_method
+import avo_bench
+from avo_bench.methods import NotApplicable, get_method
+from avo_bench.seeding import derive_seed
 from simulators import get_simulator
 from simulators.ising import (
     CRITICAL_TEMPERATURE,
@@ -175,26 +176,13 @@ def fit_method(name: str, simulator, x_obs: torch.Tensor, budget: int, seed: int
     if not method.available():
         reason = f"needs {method.requires}: {method.install_hint}"
         return {"status": "n/a", "message": reason, "num_simulations": 0}
-    reason = method.applicable(simulator)
-    if reason:
-        return {"status": "n/a", "message": reason, "num_simulations": 0}
-    counting = CountingSimulator(simulator, budget)
-    start = time.perf_counter()
     try:
-        with seeded_globals(seed):  # for third-party code drawing from global RNGs (sbi)
-            result = method.fit(
-                counting,
-                x_obs,
-                budget=budget,
-                config=method.make_config(),
-                generator=torch.Generator().manual_seed(seed),
-                device="cpu",
-            )
+        result = avo_bench.fit(method, simulator, x_obs, budget=budget, seed=seed)
     except NotApplicable as error:
         return {"status": "n/a", "message": str(error), "num_simulations": 0}
     except Exception as error:  # reported in the table; the other fits go on
         message = f"{type(error).__name__}: {error}"
-        return {"status": "error", "message": message, "num_simulations": counting.num_simulations}
+        return {"status": "error", "message": message, "num_simulations": math.nan}
     t = result.theta[:, 0].double()
     low, high = torch.quantile(t, torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2]).double())
     return {
@@ -204,8 +192,8 @@ def fit_method(name: str, simulator, x_obs: torch.Tensor, budget: int, seed: int
         "sd": float(t.std()),
         "low": float(low),
         "high": float(high),
-        "num_simulations": counting.num_simulations,
-        "seconds": time.perf_counter() - start,
+        "num_simulations": result.num_simulations,
+        "seconds": result.wall_time_s,
     }
 
 

@@ -61,7 +61,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from avo_bench.methods import METHODS, CountingSimulator, get_method
+import avo_bench
+from avo_bench.methods import METHODS
 from avo_bench.metrics import c2st
 from avo_bench.metrics.classifier import C2ST_VARIANTS
 from avo_bench.published import SBIBM_GAUSSIAN_LINEAR_C2ST, SBIBM_LABELS, SBIBM_SOURCE
@@ -122,17 +123,11 @@ def observation(sim, seed: int, index: int) -> torch.Tensor:
 
 def score(sim, x_obs, method, budget, *, samples, variant, seeds) -> dict:
     """Fits ``method`` on one observation and scores it by C2ST against the exact posterior."""
-    chosen = get_method("rejection_abc" if method == ABC_KDE else method)
+    chosen = "rejection_abc" if method == ABC_KDE else method
     options = {"quantile": min(1.0, KDE_KEEP / budget)} if method == ABC_KDE else {}
     start = time.perf_counter()
-    result = chosen.fit(
-        CountingSimulator(sim, budget),
-        x_obs,
-        budget=budget,
-        config=chosen.make_config(num_samples=samples, **options),
-        generator=torch.Generator().manual_seed(seeds[0]),
-        device="cpu",
-    )
+    result = avo_bench.fit(chosen, sim, x_obs, budget=budget, seed=seeds[0],
+                           num_samples=samples, **options)  # fmt: skip
     if method == ABC_KDE:  # the accepted draws (all drawn among `samples` resamples), then KDE
         accepted = torch.unique(result.theta, dim=0)
         result = dataclasses.replace(result, theta=kde_sample(accepted, samples, seeds[0]))

@@ -17,13 +17,25 @@ import inspect
 import pkgutil
 from collections.abc import Callable
 
-from ._base import BoxUniform, DiagNormal, Simulator
+from ._base import (
+    HOOKS,
+    BoxUniform,
+    DiagNormal,
+    Simulator,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
+    "HOOKS",
     "SIMULATORS",
     "BoxUniform",
     "DiagNormal",
     "Simulator",
+    "check_choice",
+    "check_positive_float",
+    "check_positive_int",
     "get_simulator",
     "register",
     "simulator_options",

@@ -14,9 +14,35 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-__all__ = ["BoxUniform", "DiagNormal", "Simulator", "check_positive_float", "check_positive_int"]
+__all__ = [
+    "HOOKS",
+    "BoxUniform",
+    "DiagNormal",
+    "Simulator",
+    "check_choice",
+    "check_positive_float",
+    "check_positive_int",
+]
 
 KINDS = ("point", "population")
+
+#: The optional hooks a simulator may implement, with what each one offers. The base class
+#: defines every one with a documented default; :meth:`Simulator.provides` says whether an
+#: instance (with its options) implements one itself. Scoring and methods ask it, never
+#: ``getattr``.
+HOOKS: dict[str, str] = {
+    "posterior": "posterior(x_obs): the exact posterior p(theta | x_obs), an object with "
+    "sample(shape, generator=...); turns on the posterior-space scores (default: none)",
+    "summarize": "summarize(x): a fixed-size summary (..., m, *x_shape) -> (..., k) of iid sets "
+    "(default: mean and standard deviation of every coordinate)",
+    "identified": "identified(theta): what the data identify, (n, d) -> (n, k), used for the "
+    "distance to theta* (default: theta itself)",
+    "features": "features(x): per-sample data-space features (n, *x_shape) -> (n, k) scored by "
+    "W1 and JS (default: x flattened)",
+    "observation": "observation(number): standard observation `number` in "
+    "1..num_observations, (theta*, x_obs); the grid's seed k selects observation k + 1 "
+    "(default: none, the observed data are drawn at true_parameters)",
+}
 
 
 def _as_vector(value: float | Sequence[float] | Tensor, dim: int) -> Tensor:
@@ -32,6 +58,17 @@ def check_positive_int(name: str, field: str, value: object, minimum: int = 1) -
     """Raises ``ValueError`` unless ``value`` is an ``int`` (not bool) ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: {field} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_choice(name: str, field: str, value: object, choices: Sequence) -> None:
+    """Raises ``ValueError`` naming the valid choices unless ``value`` is one of ``choices``."""
+    if (
+        isinstance(value, bool) != any(isinstance(c, bool) for c in choices)
+        or value not in choices
+    ):
+        raise ValueError(
+            f"{name}: {field} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+        )
 
 
 def check_positive_float(name: str, field: str, value: object, allow_zero: bool = False) -> None:
@@ -169,7 +206,23 @@ class Simulator:
 
     ``true_parameters`` is ``None`` for population tasks, whose observed data does not come
     from a single parameter; those simulators override ``observe``.
+
+    Optional hooks (:data:`HOOKS`: ``posterior``, ``summarize``, ``identified``, ``features``,
+    ``observation``) have defaults here; a subclass implements one by overriding it, and
+    :meth:`provides` tells whether an instance implements it for its options (override
+    :meth:`provides` when a hook exists only for some option values, e.g. an exact posterior
+    without a field but not with one).
+
+    Tasks with *standard observations* (sbibm's ten per task) set ``num_observations`` and
+    implement ``observation(number)``; their :math:`\theta^*` differs per observation, so
+    scoring reads it from there, never from ``true_parameters`` (which then holds observation
+    1's).
     """
+
+    num_observations: ClassVar[int] = 0
+    #: Representative accepted values of options, ``{option: (value, ...)}``: the contract test
+    #: runs a small grid with each one (every accepted value must give ``ok`` cells).
+    option_values: ClassVar[dict[str, tuple]] = {}
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "point"
@@ -213,6 +266,64 @@ class Simulator:
         return self._simulate(theta.contiguous(), generator)
 
     def _simulate(self, theta: Tensor, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+    # optional hooks ----------------------------------------------------------------------
+
+    def provides(self, hook: str) -> bool:
+        """Whether this instance implements the optional ``hook`` (see :data:`HOOKS`) itself.
+
+        Raises:
+            ValueError: For a name that is not a hook (the message lists them).
+        """
+        if hook not in HOOKS:
+            raise ValueError(f"unknown simulator hook {hook!r}; hooks: {', '.join(HOOKS)}")
+        if hook == "observation":
+            return self.num_observations > 0
+        return getattr(type(self), hook) is not getattr(Simulator, hook)
+
+    def posterior(self, x_obs: Tensor):
+        r"""The exact posterior :math:`p(\theta \mid x_{obs})`: an object with
+        ``sample(shape, generator=...)`` (and ``log_prob`` where it has one).
+
+        The default has none: check :meth:`provides` ``("posterior")`` first.
+        """
+        raise NotImplementedError(
+            f"{self.name}: no exact posterior for options {self.options()} "
+            "(check simulator.provides('posterior') first)"
+        )
+
+    def features(self, x: Tensor) -> Tensor:
+        """Per-sample data-space features ``(n, *x_shape) -> (n, k)``, compared by W1 and JS.
+
+        The default flattens each sample; a simulator with large samples (e.g. Ising lattices)
+        returns a few statistics of each instead.
+        """
+        return x.reshape(x.shape[0], -1)
+
+    def observation(self, number: int) -> tuple[Tensor, Tensor]:
+        """Standard observation ``number`` (``1..num_observations``): ``(theta*, x_obs)``.
+
+        ``theta*`` has shape ``(d_theta,)``, ``x_obs`` shape ``(n_obs, *x_shape)``. The default
+        has none (``num_observations == 0``).
+
+        Raises:
+            ValueError: For a number outside ``1..num_observations``.
+        """
+        if self.num_observations == 0:
+            raise ValueError(
+                f"{self.name} has no standard observations; its observed data are drawn at "
+                "true_parameters"
+            )
+        check_positive_int(self.name, "observation number", number)
+        if number > self.num_observations:
+            raise ValueError(
+                f"{self.name}: unknown observation {number!r}; valid numbers: "
+                f"1..{self.num_observations}"
+            )
+        return self._observation(number)
+
+    def _observation(self, number: int) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
     def identified(self, theta: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -46,6 +47,14 @@ class Gaussian(Simulator):
     kind = "point"
     description = "Gaussian location model x ~ N(theta, noise_var I) with an analytic posterior"
     differentiable = True
+    option_values: ClassVar[dict[str, tuple]] = {
+        "dim": (1, 10),
+        "n_obs": (1, 100),
+        "prior_var": (0.1,),
+        "noise_var": (0.1, 4.0),
+        "prior_mean": (1.0,),
+        "theta_star": (0.2,),
+    }
 
     def __init__(
         self,

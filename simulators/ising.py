@@ -53,6 +53,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from scipy.special import ellipk
@@ -252,6 +253,15 @@ class Ising(Simulator):
     kind = "point"
     description = "2-D Ising model on a periodic lattice: temperature (and field) from spins"
     differentiable = False
+    option_values: ClassVar[dict[str, tuple]] = {
+        "size": (4, 32),
+        "field": (False, True),
+        "output": ("summary", "lattice"),
+        "sweeps": (50,),
+        "backend": ("torch", "numba") if HAS_NUMBA else ("torch",),
+        "n_obs": (1, 50),
+        "theta_star": (1.8,),
+    }
 
     def __init__(
         self,
@@ -338,6 +348,20 @@ class Ising(Simulator):
             if not self.field:
                 x = torch.stack([x[..., 0], x[..., 1].abs()], dim=-1)
         return torch.cat([x.mean(dim=-2), x.std(dim=-2)], dim=-1)
+
+    def provides(self, hook: str) -> bool:
+        """As :meth:`Simulator.provides`; the exact posterior exists without a field only."""
+        if hook == "posterior" and self.field:
+            return False
+        return super().provides(hook)
+
+    def features(self, x: Tensor) -> Tensor:
+        """``(n, *x_shape) -> (n, 2)``: energy per spin and :math:`|m|` (:math:`m` with a
+        field), computed from lattices for ``output="lattice"``."""
+        if self.output != "lattice":
+            return x.reshape(x.shape[0], -1)
+        stats = lattice_statistics(x)
+        return stats if self.field else torch.stack([stats[:, 0], stats[:, 1].abs()], dim=-1)
 
     def posterior(self, x_obs: Tensor, cells: int = 4000) -> GridPosterior:
         r"""The exact posterior of :math:`T` given iid observations at :math:`h = 0`.

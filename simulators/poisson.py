@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import cache
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -173,6 +174,12 @@ class Poisson(Simulator):
     description = "Poisson counts x ~ Poisson(exp(theta)) (AVO paper toy) with an exact posterior"
     differentiable = False
     parameter_names = ("log_rate",)
+    option_values: ClassVar[dict[str, tuple]] = {
+        "n_obs": (1, 100),
+        "theta_star": (0.0, 4.5),
+        "log_rate_low": (-5.0,),
+        "log_rate_high": (3.0,),
+    }
     x_shape = (1,)
 
     def __init__(

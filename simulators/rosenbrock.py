@@ -21,6 +21,7 @@ our choices, documented here and in the options: prior uniform on the box
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -55,6 +56,12 @@ class Rosenbrock(Simulator):
     differentiable = True
     parameter_names = ("theta1", "theta2")
     x_shape = (1,)
+    option_values: ClassVar[dict[str, tuple]] = {
+        "n_obs": (1, 100),
+        "noise_std": (5.0,),
+        "y_mean": (100.0,),
+        "y_low": (0.0,),
+    }
 
     def __init__(
         self,

@@ -50,6 +50,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -156,6 +157,13 @@ class Weinberg(Simulator):
     differentiable = False
     parameter_names = ("E_beam", "G_f")
     x_shape = (1,)
+
+    option_values: ClassVar[dict[str, tuple]] = {
+        "n_obs": (1, 100),
+        "theta_star": ((48.0, 1.4),),
+        "resolution": (0.0, 0.1),
+        "acceptance": (0.9,),
+    }
 
     def __init__(
         self,

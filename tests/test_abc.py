@@ -9,26 +9,18 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from avo_bench.methods import CountingSimulator, get_method
+import avo_bench
+from avo_bench.methods import get_method
 from avo_bench.methods.smc_abc import _log_kernel, _weighted_kernel
 from avo_bench.published import SBIBM_GAUSSIAN_LINEAR_C2ST
 from simulators import SIMULATORS, get_simulator
+from simulators.gaussian import Gaussian
 
 ABC = ("rejection_abc", "smc_abc")
 
 
-def run(name, sim, x_obs, budget, seed=0, wrapper=None, **config):
-    method = get_method(name)
-    counting = wrapper or CountingSimulator(sim, budget)
-    generator = torch.Generator().manual_seed(seed)
-    return method.fit(
-        counting,
-        x_obs,
-        budget=budget,
-        config=method.make_config(**config),
-        generator=generator,
-        device="cpu",
-    )
+def run(name, sim, x_obs, budget, seed=0, **config):
+    return avo_bench.fit(name, sim, x_obs, budget=budget, seed=seed, **config)
 
 
 def observe(sim, seed=1, n=None):
@@ -64,11 +56,13 @@ def c2st(a, b):
     return float(cross_val_score(clf, x, y, cv=5, scoring="accuracy").mean())
 
 
-class Recorder(CountingSimulator):
-    """Counting simulator that keeps every simulated (theta, x) batch."""
+class Recording(Gaussian):
+    """The gaussian simulator, keeping every simulated (theta, x) batch."""
 
-    def __init__(self, simulator, budget):
-        super().__init__(simulator, budget)
+    name = "gaussian"
+
+    def __init__(self, **options):
+        super().__init__(**options)
         self.calls = []
 
     def simulate(self, theta, generator=None):
@@ -104,7 +98,7 @@ def test_bad_config_names_field(name, field, value):
 def test_budget_below_minimum_names_minimum(name, budget):
     sim = get_simulator("gaussian", dim=2, n_obs=50)
     with pytest.raises(ValueError, match=r"budget must be an integer >= \d+"):
-        run(name, sim, observe(sim), budget, wrapper=CountingSimulator(sim, 10))
+        run(name, sim, observe(sim), budget)
 
 
 def test_smc_population_larger_than_budget():
@@ -146,10 +140,9 @@ def test_reproducible_and_within_budget(name):
 
 
 def test_rejection_keeps_the_closest_quantile():
-    sim = get_simulator("gaussian", dim=3, n_obs=1)
-    x_obs = observe(sim)
-    recorder = Recorder(sim, 2000)
-    result = run("rejection_abc", sim, x_obs, 2000, wrapper=recorder, quantile=0.05)
+    recorder = Recording(dim=3, n_obs=1)
+    x_obs = observe(recorder)
+    result = run("rejection_abc", recorder, x_obs, 2000, quantile=0.05)
     theta = torch.cat([t for t, _ in recorder.calls]).numpy()
     x = torch.cat([x for _, x in recorder.calls]).numpy()
     # torch's median of an even count is the lower middle value
@@ -158,7 +151,7 @@ def test_rejection_keeps_the_closest_quantile():
     d = np.linalg.norm((x - x_obs.numpy()) / mad, axis=1)
     expected = theta[np.argsort(d, kind="stable")[:100]]
     accepted = np.unique(result.theta.numpy(), axis=0)
-    assert result.extras["num_accepted"] == 100 and recorder.num_simulations == 2000
+    assert result.extras["num_accepted"] == 100 and result.num_simulations == 2000
     assert set(map(tuple, accepted)) <= set(map(tuple, expected))
     assert len(accepted) >= 95  # 1000 draws with replacement from 100 miss few of them
     assert result.extras["epsilon"] == pytest.approx(np.sort(d)[99], rel=1e-5)

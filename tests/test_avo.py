@@ -14,7 +14,8 @@ import torch
 from scipy import stats
 from scipy.spatial import distance
 
-from avo_bench.methods import CountingSimulator, get_method
+import avo_bench
+from avo_bench.methods import SimulatorError, get_method
 from avo_bench.methods._critics import CRITIC_LOSSES, MLPCritic
 from avo_bench.methods._nn import FlatAdam
 from avo_bench.methods._proposals import MixtureProposal
@@ -24,19 +25,9 @@ from simulators.gaussian import Gaussian
 
 
 def _fit(name, simulator, budget, seed=0, **options):
-    method = get_method("avo")
-    g = torch.Generator().manual_seed(1000 + seed)
-    x_obs = simulator.observe(generator=g)
-    counting = CountingSimulator(simulator, budget)
-    result = method.fit(
-        counting,
-        x_obs,
-        budget=budget,
-        config=method.make_config(**options),
-        generator=torch.Generator().manual_seed(seed),
-        device="cpu",
-    )
-    return result, counting, x_obs
+    x_obs = simulator.observe(generator=torch.Generator().manual_seed(1000 + seed))
+    result = avo_bench.fit(name, simulator, x_obs, budget=budget, seed=seed, **options)
+    return result, x_obs
 
 
 # critic -------------------------------------------------------------------------------------
@@ -227,10 +218,10 @@ def test_budget_counts_every_simulation():
         batch_size=16,
         critic_warmup=2,
     )
-    result, counting, _ = _fit("avo", sim, 1000, **options)
+    result, _ = _fit("avo", sim, 1000, **options)
     per_epoch, warmup = 3 * 8 + 16, 2 * 8
     epochs = (1000 - warmup) // per_epoch
-    assert result.num_simulations == counting.num_simulations == warmup + epochs * per_epoch
+    assert result.num_simulations == warmup + epochs * per_epoch
     assert len(result.history) == result.extras["epochs"] == epochs
     assert result.history["num_simulations"].iloc[-1] == result.num_simulations
     with pytest.raises(ValueError, match="budget of 20 simulations is too small"):
@@ -239,9 +230,9 @@ def test_budget_counts_every_simulation():
 
 def test_same_seed_same_result():
     sim = get_simulator("gaussian", n_obs=200)
-    a, _, _ = _fit("avo", sim, 2000, seed=3)
-    b, _, _ = _fit("avo", sim, 2000, seed=3)
-    c, _, _ = _fit("avo", sim, 2000, seed=4)
+    a, _ = _fit("avo", sim, 2000, seed=3)
+    b, _ = _fit("avo", sim, 2000, seed=3)
+    c, _ = _fit("avo", sim, 2000, seed=4)
     assert torch.equal(a.theta, b.theta)
     assert a.history.equals(b.history)
     assert not torch.equal(a.theta, c.theta)
@@ -249,8 +240,8 @@ def test_same_seed_same_result():
 
 def test_average_zero_returns_the_last_iterate():
     sim = get_simulator("gaussian", n_obs=200)
-    last, _, _ = _fit("avo", sim, 2000, average=0.0)
-    averaged, _, _ = _fit("avo", sim, 2000, average=0.9)
+    last, _ = _fit("avo", sim, 2000, average=0.0)
+    averaged, _ = _fit("avo", sim, 2000, average=0.9)
     for name in ("theta1", "theta2"):
         final = last.history[f"mean_{name}"].iloc[-1]
         assert last.extras[f"final_mean_{name}"] == pytest.approx(final, rel=1e-12)
@@ -260,8 +251,8 @@ def test_average_zero_returns_the_last_iterate():
 def test_cosine_schedule_anneals_the_proposal_step():
     sim = get_simulator("gaussian", n_obs=200)
     options = dict(epochs=40, average=0.0, proposal_lr=0.05)
-    constant, _, _ = _fit("avo", sim, 10_000, **options)
-    cosine, _, _ = _fit("avo", sim, 10_000, proposal_schedule="cosine", **options)
+    constant, _ = _fit("avo", sim, 10_000, **options)
+    cosine, _ = _fit("avo", sim, 10_000, proposal_schedule="cosine", **options)
     moves = {}
     for name, result in (("constant", constant), ("cosine", cosine)):
         means = result.history[["mean_theta1", "mean_theta2"]].to_numpy()
@@ -277,17 +268,17 @@ class _Broken(Gaussian):
         return torch.full_like(theta, math.nan)
 
 
-def test_nan_stops_the_fit_with_the_iteration():
+def test_nan_simulations_stop_the_fit_naming_the_simulator():
     sim = _Broken(n_obs=100)
     sim.name = "broken"
-    with pytest.raises(FloatingPointError, match=r"avo: NaN or inf in the .* at iteration 1"):
+    with pytest.raises(SimulatorError, match=r"broken: simulate returned NaN or inf for 64 of"):
         _fit("avo", sim, 2000)
 
 
 @pytest.mark.parametrize("critic_loss", CRITIC_LOSSES)
 def test_gaussian_moves_toward_the_posterior_mean(critic_loss):
     sim = get_simulator("gaussian", n_obs=500)
-    result, _, x_obs = _fit("avo", sim, 10_000, critic_loss=critic_loss)
+    result, x_obs = _fit("avo", sim, 10_000, critic_loss=critic_loss)
     target = sim.posterior(x_obs).mean().float()
     assert float((result.theta.mean(0) - target).norm()) < 0.35  # from 0.71 at the prior
     assert result.theta.shape == (1000, 2)
@@ -297,7 +288,7 @@ def test_gaussian_moves_toward_the_posterior_mean(critic_loss):
 
 def test_rosenbrock_mixture_improves_the_predictive():
     sim = get_simulator("rosenbrock", n_obs=1000)
-    result, _, x_obs = _fit("avo", sim, 10_000)
+    result, x_obs = _fit("avo", sim, 10_000)
     assert result.extras["config"].count("'proposal': 'auto'") == 1
     g = torch.Generator().manual_seed(7)
     fitted = sim.simulate(result.theta, g).squeeze(-1).numpy()
@@ -336,7 +327,7 @@ def test_poisson_paper_settings():
     sim = get_simulator("poisson")
     std = {}
     for gamma in (0.0, 5.0):
-        result, _, _ = _fit("avo", sim, 1_100_000, gamma=gamma, **POISSON_PAPER)
+        result, _ = _fit("avo", sim, 1_100_000, gamma=gamma, **POISSON_PAPER)
         assert result.extras["final_mean_log_rate"] == pytest.approx(math.log(7.0), abs=0.1)
         std[gamma] = result.extras["final_std_log_rate"]
     assert std[5.0] < std[0.0]
@@ -345,7 +336,7 @@ def test_poisson_paper_settings():
 @pytest.mark.slow
 def test_gaussian_converges_with_a_large_budget():
     sim = get_simulator("gaussian", n_obs=1000)
-    result, _, x_obs = _fit("avo", sim, 100_000, seed=1)
+    result, x_obs = _fit("avo", sim, 100_000, seed=1)
     target = sim.posterior(x_obs).mean().float()
     assert float((result.theta.mean(0) - target).norm()) < 0.15
 
@@ -371,7 +362,7 @@ def test_weinberg_paper_settings_predictive(gamma):
     from simulators.weinberg import asymmetry
 
     sim = get_simulator("weinberg")
-    result, _, x_obs = _fit("avo", sim, 1_100_000, seed=12, gamma=gamma, **WEINBERG_ANNEALED)
+    result, x_obs = _fit("avo", sim, 1_100_000, seed=12, gamma=gamma, **WEINBERG_ANNEALED)
     simulated = sim.simulate(result.theta, torch.Generator().manual_seed(5)).squeeze(-1)
     observed = x_obs.squeeze(-1)
     assert stats.wasserstein_distance(simulated.numpy(), observed.numpy()) < 0.02

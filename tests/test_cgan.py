@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from avo_bench.methods import CountingSimulator, NotApplicable, get_method
+import avo_bench
+from avo_bench.methods import NotApplicable
 from avo_bench.methods._cgan_data import (
     SupportMap,
     choose_set_size,
@@ -26,13 +27,7 @@ def gen(seed: int) -> torch.Generator:
 
 
 def run(sim, x_obs, budget: int, seed: int = 0, **overrides):
-    method = get_method("cgan")
-    config = method.make_config(**overrides)
-    counting = CountingSimulator(sim, budget)
-    result = method.fit(
-        counting, x_obs, budget=budget, config=config, generator=gen(seed), device="cpu"
-    )
-    return result, counting
+    return avo_bench.fit("cgan", sim, x_obs, budget=budget, seed=seed, **overrides)
 
 
 def c2st_gaussian(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -99,12 +94,8 @@ def test_default_config_is_valid_and_frozen():
 )
 def test_bad_observed_data_raises_before_simulating(make_x, match):
     sim = get_simulator("rosenbrock")
-    counting = CountingSimulator(sim, 1000)
     with pytest.raises(ValueError, match=match):
-        get_method("cgan").fit(
-            counting, make_x(), budget=1000, config=CGANConfig(), generator=gen(0), device="cpu"
-        )
-    assert counting.num_simulations == 0
+        run(sim, make_x(), 1000)
 
 
 def test_set_size_out_of_range_is_a_value_error():
@@ -194,11 +185,11 @@ def test_nan_loss_stops_the_fit():
 def test_population_fit_contract_and_determinism():
     sim = get_simulator("rosenbrock", n_obs=300)
     x_obs = sim.observe(generator=gen(1))
-    result, counting = run(sim, x_obs, 1000, **TINY)
-    again, _ = run(sim, x_obs, 1000, **TINY)
-    other, _ = run(sim, x_obs, 1000, seed=1, **TINY)
+    result = run(sim, x_obs, 1000, **TINY)
+    again = run(sim, x_obs, 1000, **TINY)
+    other = run(sim, x_obs, 1000, seed=1, **TINY)
     assert result.theta.shape == (200, 2) and result.theta.dtype == torch.float32
-    assert result.num_simulations == counting.num_simulations == 1000
+    assert result.num_simulations == 1000
     assert torch.equal(result.theta, again.theta)
     assert not torch.equal(result.theta, other.theta)
     assert torch.isfinite(sim.prior.log_prob(result.theta.double())).all()
@@ -215,15 +206,7 @@ def test_fit_runs_on_the_requested_device(device):
     # python -m pytest tests/test_cgan.py --device cuda trains on the GPU.
     sim = get_simulator("rosenbrock", n_obs=100)
     x_obs = sim.observe(generator=gen(1))  # on the CPU: the method moves it
-    config = CGANConfig(**TINY)
-    result = get_method("cgan").fit(
-        CountingSimulator(sim, 500),
-        x_obs,
-        budget=500,
-        config=config,
-        generator=torch.Generator(device).manual_seed(0),
-        device=device,
-    )
+    result = avo_bench.fit("cgan", sim, x_obs, budget=500, device=device, **TINY)
     assert result.theta.device.type == torch.device(device).type
     assert torch.isfinite(sim.prior.log_prob(result.theta.cpu().double())).all()
 
@@ -232,16 +215,16 @@ def test_targets_outside_the_training_range_are_reported():
     sim = get_simulator("rosenbrock")
     # The model's range on the prior box is [0, 2509]: half of these targets are unreachable.
     x_obs = torch.cat([torch.full((50, 1), 300.0), torch.full((50, 1), 5000.0)])
-    result, _ = run(sim, x_obs, 1000, **dict(TINY, num_samples=1000))
+    result = run(sim, x_obs, 1000, **dict(TINY, num_samples=1000))
     assert result.extras["fraction_obs_outside_training_range"] == pytest.approx(0.5, abs=0.05)
 
 
 def test_point_fit_uses_sets_within_the_budget():
     sim = get_simulator("gaussian", n_obs=100)
     x_obs = sim.observe(generator=gen(1))
-    result, counting = run(sim, x_obs, 3000, min_pairs=100, **TINY)
+    result = run(sim, x_obs, 3000, min_pairs=100, **TINY)
     assert result.extras["set_size"] == 30 and result.extras["num_pairs"] == 100
-    assert result.num_simulations == counting.num_simulations == 3000
+    assert result.num_simulations == 3000
     assert result.extras["summary_width_ratio"] == pytest.approx(math.sqrt(100 / 30))
     assert result.extras["fraction_obs_outside_training_range"] in (0.0, 1.0)
 
@@ -251,13 +234,13 @@ def test_every_simulator_gives_samples_in_the_support_or_a_reason(name):
     sim = get_simulator(name)
     x_obs = sim.observe(min(sim.n_obs, 200), generator=gen(1))
     try:
-        result, counting = run(sim, x_obs, 2000, min_pairs=100, **TINY)
+        result = run(sim, x_obs, 2000, min_pairs=100, **TINY)
     except NotApplicable as reason:
         assert str(reason)
         return
     assert result.theta.shape == (200, sim.theta_dim)
     assert torch.isfinite(sim.prior.log_prob(result.theta.double())).all()
-    assert result.num_simulations == counting.num_simulations <= 2000
+    assert result.num_simulations <= 2000
 
 
 # accuracy (slow) -------------------------------------------------------------------------
@@ -267,7 +250,7 @@ def test_every_simulator_gives_samples_in_the_support_or_a_reason(name):
 def test_rosenbrock_push_forward_matches_observed():
     sim = get_simulator("rosenbrock")
     x_obs = sim.observe(generator=gen(11))
-    result, _ = run(sim, x_obs, 10_000, seed=3)
+    result = run(sim, x_obs, 10_000, seed=3)
     y = sim.simulate(result.theta, generator=gen(12)).flatten()
     y_prior = sim.simulate(sim.prior.sample((2000,), generator=gen(13))).flatten()
     w_fit = wasserstein_distance(y, x_obs.flatten())
@@ -281,7 +264,7 @@ def test_gaussian_single_observation_matches_analytic_posterior():
     # n_obs = 1: the cGAN conditions on x itself, so it should learn the exact posterior.
     sim = get_simulator("gaussian", n_obs=1)
     x_obs = sim.observe(generator=gen(21))
-    result, _ = run(sim, x_obs, 10_000, seed=4, num_samples=4000)
+    result = run(sim, x_obs, 10_000, seed=4, num_samples=4000)
     posterior = sim.posterior(x_obs)
     exact = posterior.sample((4000,), generator=gen(22))
     error = (result.theta.mean(0).double() - posterior.loc).abs().max()
@@ -299,7 +282,7 @@ def test_gaussian_set_summary_matches_the_set_size_posterior():
     # exact posterior of a mean of m draws (wider than the n_obs one by ~sqrt(n_obs / m)).
     sim = get_simulator("gaussian")
     x_obs = sim.observe(generator=gen(31))
-    result, _ = run(sim, x_obs, 10_000, seed=5, num_samples=4000)
+    result = run(sim, x_obs, 10_000, seed=5, num_samples=4000)
     m = result.extras["set_size"]
     matched = sim.posterior(x_obs.mean(0).expand(m, -1))
     analytic = sim.posterior(x_obs)

@@ -23,7 +23,7 @@ from scipy import special, stats
 from scipy.integrate import trapezoid
 
 import avo_bench
-from avo_bench.methods import METHODS, CountingSimulator
+from avo_bench.methods import METHODS
 from simulators import SIMULATORS, get_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,18 +173,13 @@ def test_regression_abc_rejects_bad_config(examples, overrides, match):
 
 def _fit(name: str, budget: int, seed: int, **options):
     sim = get_simulator(name, **options)
-    g = torch.Generator().manual_seed(seed)
-    x_obs = sim.observe(generator=g)
-    counting = CountingSimulator(sim, budget)
-    method = METHODS["regression_abc"]
-    result = method.fit(counting, x_obs, budget=budget, config=method.make_config(),
-                        generator=g, device="cpu")  # fmt: skip
-    return counting, result
+    x_obs = sim.observe(generator=torch.Generator().manual_seed(seed))
+    return avo_bench.fit("regression_abc", sim, x_obs, budget=budget, seed=seed)
 
 
 def test_regression_abc_budget_and_support(examples):
-    counting, result = _fit("binomial", 301, seed=0)
-    assert result.num_simulations == counting.num_simulations <= 301
+    result = _fit("binomial", 301, seed=0)
+    assert 0 < result.num_simulations <= 301
     assert result.theta.shape == (1000, 2)
     assert ((result.theta >= 0) & (result.theta <= 1)).all()  # the logit keeps the box
     assert result.extras["num_kept"] == round(0.5 * result.extras["num_draws"])
@@ -198,10 +193,8 @@ def test_regression_abc_is_exact_for_the_linear_gaussian_model(examples):
     sim = get_simulator("gaussian", dim=2, n_obs=10)
     g = torch.Generator().manual_seed(5)
     x_obs = sim.observe(generator=g)
-    method = METHODS["regression_abc"]
-    config = method.make_config(set_size=10, quantile=1.0, num_samples=4000)
-    result = method.fit(CountingSimulator(sim, 20_000), x_obs, budget=20_000, config=config,
-                        generator=g, device="cpu")  # fmt: skip
+    result = avo_bench.fit("regression_abc", sim, x_obs, budget=20_000, generator=g,
+                           set_size=10, quantile=1.0, num_samples=4000)  # fmt: skip
     exact = sim.posterior(x_obs)
     error = (result.theta.double().mean(0) - exact.mean()) / exact.stddev()
     assert error.abs().max() < 0.15

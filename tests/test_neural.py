@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from avo_bench.methods import METHODS, CountingSimulator, get_method
+import avo_bench
+from avo_bench.methods import METHODS, get_method
 from avo_bench.published import SBIBM_GAUSSIAN_LINEAR_C2ST
 from simulators import SIMULATORS, get_simulator
 
@@ -25,16 +26,8 @@ def fast_config(name):
     return FAST if name == "npe" else {**FAST, **FAST_MCMC}
 
 
-def run(name, sim, x_obs, budget, seed=0, wrapper=None, **config):
-    method = get_method(name)
-    return method.fit(
-        wrapper or CountingSimulator(sim, budget),
-        x_obs,
-        budget=budget,
-        config=method.make_config(**config),
-        generator=torch.Generator().manual_seed(seed),
-        device="cpu",
-    )
+def run(name, sim, x_obs, budget, seed=0, **config):
+    return avo_bench.fit(name, sim, x_obs, budget=budget, seed=seed, **config)
 
 
 def observe(sim, seed=1):
@@ -90,7 +83,7 @@ def test_budget_below_minimum_names_minimum(name, budget):
     # budget <= 0 is refused for every method (>= 1); a positive one below sbi's minimum too
     minimum = "20" if budget > 0 else "1"
     with pytest.raises(ValueError, match=rf"budget must be an integer >= {minimum}\b"):
-        run(name, sim, observe(sim), budget, wrapper=CountingSimulator(sim, 100))
+        run(name, sim, observe(sim), budget)
 
 
 # contract (tiny trainings) -------------------------------------------------------------------

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from avo_bench import load_results
-from avo_bench.config import PRESETS
 from avo_bench.methods import METHODS
+from avo_bench.plan import PRESETS
 from avo_bench.report import headline
 from avo_bench.results import KEY
 from simulators import SIMULATORS

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from avo_bench.methods import CountingSimulator, NotApplicable, get_method
+import avo_bench
+from avo_bench.methods import NotApplicable
 from avo_bench.methods._critics import MLPCritic
 from avo_bench.methods._proposals import MixtureProposal
 from avo_bench.methods.avo import Draw
@@ -17,18 +18,9 @@ from simulators.gaussian import Gaussian
 
 
 def _fit(simulator, budget, seed=0, **options):
-    method = get_method("reparam")
     x_obs = simulator.observe(generator=torch.Generator().manual_seed(1000 + seed))
-    counting = CountingSimulator(simulator, budget)
-    result = method.fit(
-        counting,
-        x_obs,
-        budget=budget,
-        config=method.make_config(**options),
-        generator=torch.Generator().manual_seed(seed),
-        device="cpu",
-    )
-    return result, counting, x_obs
+    result = avo_bench.fit("reparam", simulator, x_obs, budget=budget, seed=seed, **options)
+    return result, x_obs
 
 
 @pytest.mark.parametrize("name", sorted(SIMULATORS))
@@ -69,21 +61,21 @@ class _Spy(Gaussian):
 def test_fit_differentiates_through_the_simulator():
     sim = _Spy(n_obs=200)
     sim.name = "spy"
-    result, counting, _ = _fit(sim, 2000)
+    result, _ = _fit(sim, 2000)
     assert _Spy.saw_gradient
-    assert result.num_simulations == counting.num_simulations <= 2000
+    assert result.num_simulations <= 2000
 
 
 def test_same_seed_same_result():
     sim = get_simulator("gaussian", n_obs=200)
-    a, _, _ = _fit(sim, 2000, seed=5)
-    b, _, _ = _fit(sim, 2000, seed=5)
+    a, _ = _fit(sim, 2000, seed=5)
+    b, _ = _fit(sim, 2000, seed=5)
     assert torch.equal(a.theta, b.theta)
 
 
 def test_gaussian_moves_toward_the_posterior_mean():
     sim = get_simulator("gaussian", n_obs=500)
-    result, _, x_obs = _fit(sim, 10_000)
+    result, x_obs = _fit(sim, 10_000)
     target = sim.posterior(x_obs).mean().float()
     assert float((result.theta.mean(0) - target).norm()) < 0.3  # from 0.71 at the prior
 
@@ -96,6 +88,6 @@ def test_invalid_config_names_the_method():
 @pytest.mark.slow
 def test_gaussian_converges_with_a_large_budget():
     sim = get_simulator("gaussian", n_obs=1000)
-    result, _, x_obs = _fit(sim, 100_000, seed=1)
+    result, x_obs = _fit(sim, 100_000, seed=1)
     target = sim.posterior(x_obs).mean().float()
     assert float((result.theta.mean(0) - target).norm()) < 0.15

@@ -1,19 +1,43 @@
 """Registry of inference methods.
 
 Every method module registers its ``fit`` function with :func:`register`; the runner, the CLI
-and the tests read :data:`METHODS` and never list method names themselves.
+and the tests read :data:`METHODS` and never list method names themselves. Run a method with
+:func:`avo_bench.fit` (or :meth:`Method.run`), which owns the budget-counting wrapper.
+
+Contributor helpers live here too (public, so that a method outside this package never imports
+a private module): the summaries and set sizes shared by the summary-based methods
+(:func:`simulate_summaries`, :func:`default_set_size`, :func:`observed_summary`,
+:func:`point_task_only`, :func:`check_budget`, :func:`mad_scale`, :func:`distances`; see
+``avo_bench/methods/_summaries.py``), and the option checks of :mod:`simulators`
+(``simulators.check_positive_int`` and friends).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
 
 from simulators import Simulator
 
-from ._base import BudgetExceeded, CountingSimulator, Method, NotApplicable, Result, check_inputs
+from ._base import (
+    BudgetExceeded,
+    CountingSimulator,
+    Method,
+    NotApplicable,
+    Result,
+    SimulatorError,
+    check_inputs,
+)
+from ._summaries import (
+    check_budget,
+    default_set_size,
+    distances,
+    mad_scale,
+    observed_summary,
+    point_task_only,
+    simulate_summaries,
+)
 
 __all__ = [
     "METHODS",
@@ -22,8 +46,17 @@ __all__ = [
     "Method",
     "NotApplicable",
     "Result",
+    "SimulatorError",
+    "check_budget",
+    "check_inputs",
+    "default_set_size",
+    "distances",
     "get_method",
+    "mad_scale",
+    "observed_summary",
+    "point_task_only",
     "register",
+    "simulate_summaries",
 ]
 
 METHODS: dict[str, Method] = {}
@@ -41,26 +74,18 @@ def register(
     """Decorator registering a method's ``fit`` function under ``name``."""
 
     def decorator(fit: Callable[..., Result]) -> Callable[..., Result]:
-        @functools.wraps(fit)
-        def checked(simulator, x_obs, *, budget, config, generator, device) -> Result:
-            # One place validates what every method receives, before any work.
-            check_inputs(name, simulator, x_obs, budget)
-            return fit(
-                simulator, x_obs, budget=budget, config=config, generator=generator, device=device
-            )
-
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered; names: {sorted(METHODS)}")
         METHODS[name] = Method(
             name=name,
-            fit=checked,
+            fit=fit,
             config=config,
             applicable=applicable or (lambda simulator: None),
             requires=requires,
             install_hint=install_hint,
             description=description or (fit.__doc__ or "").strip().split("\n")[0],
         )
-        return checked
+        return fit
 
     return decorator
 

@@ -15,7 +15,10 @@ front through ``applicable``); the runner records the cell as ``n/a`` with the r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +35,9 @@ __all__ = [
     "Method",
     "NotApplicable",
     "Result",
+    "SimulatorError",
     "check_inputs",
+    "check_output",
 ]
 
 
@@ -51,16 +56,19 @@ class Result:
     Attributes:
         theta: Samples of the inferred distribution over parameters, shape ``(n, d_theta)``
             (posterior, fitted proposal or population), on any device.
-        num_simulations: Simulations the method really used (the counting wrapper's count).
+        num_simulations: Simulations the method used. Set by the registry from the counting
+            simulator's count (:meth:`Method.run`); what a method puts here is overwritten.
         history: Tidy per-iteration diagnostics, one row per iteration (losses, proposal
             parameters, ...), for plots. May be empty.
         extras: Other scalar diagnostics (e.g. the fraction of samples outside the prior).
+        wall_time_s: Wall time of the fit in seconds, set by the registry.
     """
 
     theta: Tensor
-    num_simulations: int
+    num_simulations: int = 0
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     extras: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float = math.nan
 
     def __post_init__(self):
         if not isinstance(self.theta, Tensor) or self.theta.ndim != 2:
@@ -71,48 +79,98 @@ class Result:
             raise ValueError("Result.theta contains NaN or inf")
 
 
-class CountingSimulator:
-    """Wraps a simulator so that a method cannot exceed its simulation budget.
+class SimulatorError(ValueError):
+    """A simulator returned output of the wrong shape or with NaN/inf values."""
 
-    Every row of ``theta`` passed to :meth:`simulate` is one simulation. All other attributes
-    (prior, parameter names, summaries, ...) are those of the wrapped simulator; ``observe`` is
-    not available to methods (they receive the observed data).
+
+class CountingSimulator:
+    """What a method sees of a simulator: the budget-counting view.
+
+    Every row of ``theta`` passed to :meth:`simulate` is one simulation; a call that would
+    exceed the budget raises :class:`BudgetExceeded`, and output of the wrong shape or with
+    NaN/inf raises :class:`SimulatorError` naming the simulator and the parameters.
+
+    The method-facing surface is exactly: ``simulate``, ``num_simulations``, ``budget``,
+    ``remaining``; the description ``name``, ``kind``, ``description``, ``differentiable``,
+    ``parameter_names``, ``theta_dim``, ``x_shape``, ``n_obs`` and ``options()``; a copy of
+    the ``prior``; and the hooks a method may use, ``summarize``, ``identified``, ``features``
+    and ``provides``. The answers (``true_parameters``, ``posterior``, ``observe``,
+    ``observation``) and the wrapped simulator itself are not attributes of this object.
+    (This keeps honest methods honest; it is not a sandbox against deliberate introspection.)
 
     Arguments:
         simulator: The simulator to wrap.
         budget: Maximum number of simulations, ``>= 1``.
     """
 
+    DESCRIPTION = ("name", "kind", "description", "differentiable", "parameter_names",
+                   "theta_dim", "x_shape", "n_obs")  # fmt: skip
+    HOOKS = ("summarize", "identified", "features")
+
     def __init__(self, simulator: Simulator, budget: int):
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ValueError(f"budget must be an integer >= 1, got {budget!r}")
-        self.simulator = simulator
         self.budget = budget
         self.num_simulations = 0
+        for name in self.DESCRIPTION:
+            setattr(self, name, copy.deepcopy(getattr(simulator, name)))
+        self.prior = copy.deepcopy(simulator.prior)
+        options = copy.deepcopy(simulator.options())
+        self.options = lambda: copy.deepcopy(options)
+        self.provides = lambda hook: (
+            hook not in ("posterior", "observation") and (simulator.provides(hook))
+        )
+        for name in self.HOOKS:
+            setattr(self, name, _forward(simulator, name))
+
+        def simulate(theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
+            """Simulates one observation per row of ``theta``, counted against the budget."""
+            n = int(theta.shape[0]) if isinstance(theta, Tensor) and theta.ndim > 0 else 1
+            if n > self.remaining:
+                raise BudgetExceeded(
+                    f"{self.name}: {n} more simulations requested but only "
+                    f"{self.remaining} of the budget of {self.budget} remain"
+                )
+            x = simulator.simulate(theta, generator)
+            self.num_simulations += n
+            check_output(simulator, theta, x)
+            return x
+
+        self.simulate = simulate
 
     @property
     def remaining(self) -> int:
         return self.budget - self.num_simulations
 
-    def simulate(self, theta: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        n = int(theta.shape[0]) if isinstance(theta, Tensor) and theta.ndim > 0 else 1
-        if n > self.remaining:
-            raise BudgetExceeded(
-                f"{self.simulator.name}: {n} more simulations requested but only "
-                f"{self.remaining} of the budget of {self.budget} remain"
-            )
-        x = self.simulator.simulate(theta, generator)
-        self.num_simulations += n
-        return x
-
-    def observe(self, *args, **kwargs):
-        raise AttributeError("methods receive x_obs; they may not draw observed data")
-
-    def __getattr__(self, name: str):
-        return getattr(self.simulator, name)
-
     def __repr__(self) -> str:
-        return f"CountingSimulator({self.simulator!r}, used={self.num_simulations}/{self.budget})"
+        return f"CountingSimulator({self.name!r}, used={self.num_simulations}/{self.budget})"
+
+
+def _forward(simulator: Simulator, name: str) -> Callable:
+    hook = getattr(simulator, name)
+
+    def forward(*args, **kwargs):
+        return hook(*args, **kwargs)
+
+    forward.__doc__ = hook.__doc__
+    return forward
+
+
+def check_output(simulator: Simulator, theta: Tensor, x: object) -> None:
+    """Raises :class:`SimulatorError` unless ``x`` has shape ``(len(theta), *x_shape)`` and is
+    finite; the message names the simulator and (for NaN/inf) the first offending ``theta``."""
+    expected = (int(theta.shape[0]), *simulator.x_shape)
+    if not isinstance(x, Tensor) or tuple(x.shape) != expected:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise SimulatorError(f"{simulator.name}: simulate returned {got}, expected {expected}")
+    if x.is_floating_point():
+        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+        if bad.any():
+            row = int(bad.nonzero()[0])
+            raise SimulatorError(
+                f"{simulator.name}: simulate returned NaN or inf for {int(bad.sum())} of "
+                f"{len(x)} rows, e.g. theta = {theta[row].tolist()}"
+            )
 
 
 def check_inputs(name: str, simulator, x_obs: Tensor, budget: int) -> None:
@@ -160,6 +218,50 @@ class Method:
     requires: str | None = None
     install_hint: str = ""
     description: str = ""
+
+    def run(
+        self,
+        simulator: Simulator,
+        x_obs: Tensor,
+        *,
+        budget: int,
+        config: Any,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+    ) -> Result:
+        """Fits the method under ``budget``: the one way every caller runs a method.
+
+        Validates the inputs, hands ``fit`` a :class:`CountingSimulator` and a copy of
+        ``x_obs`` (on ``device``), and returns its :class:`Result` with ``num_simulations``
+        (the wrapper's count) and ``wall_time_s`` (CUDA synchronized) filled in.
+
+        Raises:
+            ValueError: For a bad budget or ``x_obs``, or a config of another class.
+            NotApplicable: If the method does not apply to ``simulator`` (the reason).
+            BudgetExceeded, SimulatorError: From the wrapped simulator.
+        """
+        check_inputs(self.name, simulator, x_obs, budget)
+        if not isinstance(config, self.config):
+            raise ValueError(
+                f"{self.name}: config must be a {self.config.__name__}, got {type(config).__name__}"
+            )
+        counting = CountingSimulator(simulator, budget)
+        reason = self.applicable(counting)
+        if reason:
+            raise NotApplicable(reason)
+        device = torch.device(device)
+        x = x_obs.detach().to(device, copy=True)
+        start = time.perf_counter()
+        result = self.fit(counting, x, budget=budget, config=config, generator=generator,
+                          device=device)  # fmt: skip
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        wall = time.perf_counter() - start
+        if not isinstance(result, Result):
+            raise TypeError(f"{self.name}: fit returned {type(result).__name__}, expected Result")
+        return dataclasses.replace(
+            result, num_simulations=counting.num_simulations, wall_time_s=wall
+        )
 
     def available(self) -> bool:
         """Whether the optional package this method needs (if any) is importable."""

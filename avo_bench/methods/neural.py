@@ -61,7 +61,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from simulators._base import check_positive_float, check_positive_int
+from simulators import check_positive_float, check_positive_int
 
 from ..progress import report_progress
 from . import register

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from simulators._base import check_positive_int
+from simulators import check_positive_int
 
 from . import register
 from ._base import CountingSimulator, Result

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from simulators._base import check_positive_int
+from simulators import check_positive_int
 
 from . import register
 from ._base import CountingSimulator, Result

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .classifier import C2ST_VARIANTS, c2st
 from .histograms import histogram_edges, jensen_shannon
 from .mmd import median_heuristic, mmd2
-from .parameters import distance_to_truth, mean_error
+from .parameters import distance_to_truth, mean_error, outside_prior
 from .wasserstein import W1Estimate, wasserstein1, wasserstein1_estimate, wasserstein1_path
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "mean_error",
     "median_heuristic",
     "mmd2",
+    "outside_prior",
     "wasserstein1",
     "wasserstein1_estimate",
     "wasserstein1_path",

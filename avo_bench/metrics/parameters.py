@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ._checks import as_pair, as_samples
 
-__all__ = ["distance_to_truth", "mean_error"]
+__all__ = ["distance_to_truth", "mean_error", "outside_prior"]
 
 
 def mean_error(theta: Tensor | np.ndarray, reference: Tensor | np.ndarray) -> float:
@@ -63,3 +63,24 @@ def distance_to_truth(theta: Tensor | np.ndarray, theta_star: Tensor | np.ndarra
             f"of theta), got {star.shape[1]}"
         )
     return float((theta.mean(dim=0) - star[0].to(theta.device)).norm())
+
+
+def outside_prior(theta: Tensor | np.ndarray, box: Tensor | np.ndarray) -> float:
+    """Fraction of the rows of ``theta`` outside the prior support ``box``.
+
+    Arguments:
+        theta: Samples, shape ``(n, d)`` or ``(n,)``.
+        box: Lower and upper corners of the support, shape ``(2, d)`` (``-inf``/``inf`` for
+            unbounded coordinates).
+
+    Returns:
+        The fraction in ``[0, 1]`` (0 is ideal).
+    """
+    theta = as_samples(theta, "theta")
+    box = torch.as_tensor(box).to(theta.device, theta.dtype).reshape(2, -1)
+    if box.shape[1] != theta.shape[1]:
+        raise ValueError(
+            f"outside_prior: box must have shape (2, {theta.shape[1]}), got {tuple(box.shape)}"
+        )
+    inside = ((theta >= box[0]) & (theta <= box[1])).all(dim=1)
+    return 1.0 - float(inside.double().mean())

@@ -1,4 +1,4 @@
-"""Run configuration: presets, validation, TOML files and per-cell seeds.
+"""The run plan: presets, validation of every name and option, and the grid of cells.
 
 A run is the grid simulators × methods × seeds × budgets. :func:`make_plan` validates every
 name and option *before* anything runs and expands the grid into picklable :class:`Cell`
@@ -10,31 +10,19 @@ A method may tune itself for a preset by defining a class attribute on its confi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import json
 import math
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 import torch
 
 from simulators import SIMULATORS, get_simulator, simulator_options
 
-__all__ = [
-    "PRESETS",
-    "Cell",
-    "Plan",
-    "Preset",
-    "derive_seed",
-    "load_toml",
-    "make_plan",
-    "seeded_globals",
-]
+from .formats import jsonable
+from .seeding import derive_seed
+
+__all__ = ["PRESETS", "Cell", "Plan", "Preset", "make_plan", "method_config"]
 
 
 @dataclass(frozen=True)
@@ -104,71 +92,6 @@ class Plan:
 
     cells: tuple[Cell, ...]
     identity: dict = field(default_factory=dict)
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 63-bit seed from ``parts`` (never Python's salted ``hash``)."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-@contextlib.contextmanager
-def seeded_globals(seed: int) -> Iterator[None]:
-    """Seeds torch's and numpy's *global* RNGs for the block and restores them afterwards.
-
-    For third-party code that draws from global RNGs (sbi, sklearn): the runner wraps fits and
-    scoring in it, so a cell's numbers do not depend on what ran before it in the process.
-    """
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    state = np.random.get_state()  # noqa: NPY002 (restored below)
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)  # noqa: NPY002
-        try:
-            yield
-        finally:
-            np.random.set_state(state)  # noqa: NPY002
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types (tuples -> lists, tensors -> lists, others -> str)."""
-    return json.loads(json.dumps(value, default=_to_json))
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    return str(value)
-
-
-def toml():
-    """The TOML parser module: ``tomllib`` (Python >= 3.11) or ``tomli``."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    return tomllib
-
-
-def load_toml(path: str) -> dict:
-    """Reads a run config file (``[run]``, ``[methods.NAME]``, ``[simulators.NAME]`` tables)."""
-    tomllib = toml()
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as error:
-        raise ValueError(f"cannot read config file {path!r}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"config file {path!r} is not valid TOML: {error}") from None
-    unknown = sorted(set(data) - {"run", "methods", "simulators"})
-    if unknown:
-        raise ValueError(
-            f"config file {path!r}: unknown table(s) {unknown}; "
-            "valid tables: [run], [methods.NAME], [simulators.NAME]"
-        )
-    return data
 
 
 def _names(kind: str, given: Sequence[str] | None, registry: Mapping) -> tuple[str, ...]:
@@ -242,12 +165,14 @@ def _simulator_options(name: str, given: Mapping, preset: Preset) -> dict:
     return jsonable(get_simulator(name, **options).options())
 
 
-def _method_config(name: str, given: Mapping, preset_name: str) -> dict:
+def method_config(name: str, given: Mapping, preset_name: str | None) -> dict:
+    """The full config of method ``name`` as keyword arguments: the preset's tuning (a
+    ``presets`` class attribute of its config), then ``given``; validated."""
     from avo_bench.methods import get_method
 
     method = get_method(name)
     tuned = dict(getattr(method.config, "presets", {}).get(preset_name, {}))
-    config = method.make_config(**{**tuned, **given})
+    config = method.make_config(**{**tuned, **dict(given)})
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
@@ -279,7 +204,7 @@ def make_plan(
     _check_overrides("simulator", sim_given, SIMULATORS)
     _check_overrides("method", method_given, METHODS)
     sim_opts = {n: _simulator_options(n, sim_given.get(n, {}), chosen) for n in sim_names}
-    configs = {n: _method_config(n, method_given.get(n, {}), preset) for n in method_names}
+    configs = {n: method_config(n, method_given.get(n, {}), preset) for n in method_names}
     seed_list = _seeds(seeds)
     budget_list = _budgets(chosen.budgets if budgets is None else budgets)
     device = _device(device)

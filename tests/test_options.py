@@ -1,0 +1,61 @@
+"""Every documented option value of every simulator gives ``ok`` cells (contract test).
+
+Each simulator lists representative accepted values in ``option_values``; a tiny grid runs with
+each one (one option changed at a time). Cells must be ``ok`` where the method applies and
+``n/a`` (with a reason) where it does not; scores that need what a configuration lacks (e.g. an
+exact posterior with an Ising field) are not recorded rather than failing.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import avo_bench
+from avo_bench.methods import METHODS
+from simulators import SIMULATORS, get_simulator, simulator_options
+
+CHEAP = ["prior", "rejection_abc"]
+
+
+def _cases():
+    for name, cls in sorted(SIMULATORS.items()):
+        defaults = simulator_options(name)
+        for option, values in cls.option_values.items():
+            for value in values if option in defaults else ():
+                if value != defaults[option]:
+                    yield pytest.param(name, option, value, id=f"{name}.{option}={value!r}")
+
+
+def _run(name, option, value, methods, tmp_path):
+    rows = avo_bench.run([name], methods, preset="tiny", simulator_options={name: {option: value}},
+                         out=tmp_path, report=False)  # fmt: skip
+    failed = rows[rows.status == "error"][["method", "metric", "message"]]
+    assert failed.empty, failed.to_string()
+    reasons = rows[rows.status == "n/a"].message
+    assert (reasons.str.len() > 0).all()
+    return rows
+
+
+@pytest.mark.parametrize("name, option, value", list(_cases()))
+def test_documented_option_values_give_ok_cells(name, option, value, tmp_path):
+    torch.set_num_threads(1)
+    rows = _run(name, option, value, CHEAP, tmp_path)
+    sim = get_simulator(name, **{option: value})
+    has_posterior = (rows.space == "posterior").any()
+    assert has_posterior == sim.provides("posterior")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, option, value", list(_cases()))
+def test_documented_option_values_with_every_method(name, option, value, tmp_path):
+    methods = [m for m in sorted(METHODS) if METHODS[m].available()]
+    _run(name, option, value, methods, tmp_path)
+
+
+def test_option_values_are_accepted_and_named():
+    for name, cls in SIMULATORS.items():
+        for option, values in cls.option_values.items():
+            assert option in simulator_options(name), f"{name}: unknown option {option!r}"
+            for value in values:
+                get_simulator(name, **{option: value})  # raises if the value is refused
