@@ -32,8 +32,8 @@ from .tasks import Sizes, Task, build_task, make_task
 
 __all__ = ["fit", "score", "task"]
 
-SCORE_COLUMNS = ["space", "metric", "value", "floor", "direction", "ideal", "w1_path", "status",
-                 "message"]  # fmt: skip
+SCORE_COLUMNS = ["space", "metric", "value", "floor", "direction", "ideal", "variant",
+                 "sample_size", "reference_size", "status", "message"]  # fmt: skip
 
 
 def _simulator(simulator: str | Simulator, options: dict | None = None) -> Simulator:
@@ -145,8 +145,10 @@ def score(
 
     Returns:
         One row per score of :data:`avo_bench.scoring.SCORES` that applies: ``space``,
-        ``metric``, ``value``, ``floor``, ``direction``, ``ideal``, ``w1_path``, ``status``
-        (``ok`` or ``error``) and ``message`` (why a score is undefined).
+        ``metric``, ``value``, ``floor``, ``direction``, ``ideal``, ``variant`` (the W1 path or
+        C2ST variant), ``sample_size`` and ``reference_size`` (the rows compared), ``status``
+        (``ok``, ``n/a`` where the score means nothing for this task, ``error`` where it
+        failed) and ``message`` (why).
     """
     if isinstance(task_or_simulator, Task):
         if x_obs is not None or theta_star is not None:
@@ -174,6 +176,7 @@ def score_rows(scores: list) -> pd.DataFrame:
     for s in scores:
         spec = specs[(s.space, s.metric)]
         rows.append({"space": s.space, "metric": s.metric, "value": s.value, "floor": s.floor,
-                     "direction": spec.direction, "ideal": spec.ideal, "w1_path": s.w1_path,
-                     "status": "error" if s.message else "ok", "message": s.message})  # fmt: skip
+                     "direction": spec.direction, "ideal": spec.ideal, "variant": s.variant,
+                     "sample_size": s.sample_size, "reference_size": s.reference_size,
+                     "status": s.status, "message": s.message})  # fmt: skip
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)

@@ -62,9 +62,10 @@ def _rows(cell: Cell, scores: list[Score], **common) -> list[dict]:
         spec = SPECS[(s.space, s.metric)]
         rows.append({**base, "space": s.space, "metric": s.metric, "value": s.value,
                      "floor": s.floor, "direction": spec.direction, "ideal": spec.ideal,
-                     "w1_path": s.w1_path})  # fmt: skip
-        if s.message:  # this score is undefined for the returned samples; the others stand
-            rows[-1].update(status="error", message=s.message)
+                     "variant": s.variant, "sample_size": s.sample_size,
+                     "reference_size": s.reference_size})  # fmt: skip
+        if s.status != "ok":  # this score is undefined or failed here; the others stand
+            rows[-1].update(status=s.status, message=s.message)
     return rows
 
 

@@ -21,14 +21,26 @@ from .results import KEY, atomic_write, load_results, read_artifacts, read_manif
 __all__ = ["cost", "headline", "summary", "write_report"]
 
 
-def _headline_scores() -> tuple[tuple[str, str], tuple[tuple[str, str], ...]]:
-    """The headline's data-space score and its parameter-space scores in order of preference
-    (the ``headline`` entries of the score table)."""
+def _headline_scores() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The headline's data-space and parameter-space scores in order of preference (the
+    ``headline`` entries of the score table)."""
     from .scoring import SCORES
 
     ranked = sorted((s for s in SCORES if s.headline), key=lambda s: s.headline)
-    data = next(s.key for s in ranked if s.space == "data")
+    data = tuple(s.key for s in ranked if s.space == "data")
     return data, tuple(s.key for s in ranked if s.space != "data")
+
+
+def _first_scored(part: pd.DataFrame, keys: tuple, budget: int) -> pd.DataFrame:
+    """Per simulator, the first of ``keys`` with ok values, as ``sim (metric)`` columns."""
+    columns = {}
+    for sim, group in part.groupby("simulator"):
+        ok = group[group.status == "ok"]
+        pairs = set(zip(ok.space, ok.metric, strict=True))
+        chosen = next((p for p in keys if p in pairs), None)
+        if chosen is not None:
+            columns[f"{sim} ({chosen[1]})"] = summary(group, *chosen, budget)[sim]
+    return pd.DataFrame(columns).fillna("n/a")
 
 
 def _mean_sd(values: pd.Series, statuses: pd.Series) -> str:
@@ -74,24 +86,19 @@ def headline(rows: pd.DataFrame, budget: int | None = None) -> str:
     if budget not in budgets:
         raise ValueError(f"budget {budget} is not in the run; its budgets: {budgets}")
     part = rows[rows.budget == budget]
-    data_key, parameter_keys = _headline_scores()
-    data = summary(part, *data_key, budget)
-    columns = {}
-    for sim, group in part.groupby("simulator"):
-        pairs = set(zip(group.space, group.metric, strict=True))
-        chosen = next((p for p in parameter_keys if p in pairs), None)
-        if chosen is not None:
-            table = summary(group, *chosen, budget)
-            columns[f"{sim} ({chosen[1]})"] = table[sim]
-    parameter = pd.DataFrame(columns).fillna("n/a")
+    data_keys, parameter_keys = _headline_scores()
+    data = _first_scored(part, data_keys, budget)
+    parameter = _first_scored(part, parameter_keys, budget)
     cells = part.drop_duplicates(KEY[:4]).assign(
         wall_time_s=lambda r: r.wall_time_s.where(r.status == "ok")
     )
     wall = cells.groupby(["method", "simulator"]).apply(
         lambda g: _mean_sd(g["wall_time_s"], g["status"]), include_groups=False
     )
-    lines = [f"Data space, Wasserstein-1 of the predictive (budget {budget}, lower is better):",
-             "", _markdown(data.replace("", "n/a")), "",
+    lines = [f"Data space (budget {budget}, lower is better): Wasserstein-1 of the predictive "
+             "against the observed set, or for a single observation the median distance of "
+             "predictive simulations to it:",
+             "", _markdown(data), "",
              f"Parameter space (budget {budget}): C2ST against the exact posterior (0.5 is "
              "ideal), or distance of the returned mean to θ* (Weinberg: in the identified "
              "asymmetry c); Rosenbrock is a population task, scored in data space only:",

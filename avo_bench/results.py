@@ -43,7 +43,9 @@ COLUMNS = [
     "floor",
     "direction",
     "ideal",
-    "w1_path",
+    "variant",
+    "sample_size",
+    "reference_size",
     "status",
     "message",
     "wall_time_s",
@@ -124,7 +126,8 @@ def _validated(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
             "unchanged: move it away or choose another --out"
         )
     try:
-        for column in ("seed", "budget", "num_simulations", "cell_seed"):
+        for column in ("seed", "budget", "num_simulations", "cell_seed", "sample_size",
+                       "reference_size"):  # fmt: skip
             rows[column] = pd.to_numeric(rows[column], errors="raise").astype("int64")
         for column in FLOATS:
             rows[column] = pd.to_numeric(rows[column], errors="raise").astype("float64")

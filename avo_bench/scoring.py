@@ -79,9 +79,7 @@ class Scored:
 
     @cached_property
     def inside(self) -> Tensor:
-        low, high = (v.to(self.theta) for v in (self.task.simulator.prior.low,
-                                                 self.task.simulator.prior.high))  # fmt: skip
-        return ((self.theta >= low) & (self.theta <= high)).all(dim=1)
+        return _inside(self.task.simulator, self.theta)
 
     @cached_property
     def predictive(self) -> Tensor:
@@ -94,6 +92,18 @@ class Scored:
         rows = (torch.randperm(len(theta), generator=g)[:n] if len(theta) >= n
                 else torch.randint(len(theta), (n,), generator=g))  # fmt: skip
         return self.task.features(self.task.simulator.simulate(theta[rows], generator=g))
+
+    @cached_property
+    def predictive_sample(self) -> Tensor:
+        """Features of one simulation per row of :attr:`sample` inside the prior (sbibm's
+        posterior predictive of a single observation)."""
+        inside = self.sample[_inside(self.task.simulator, self.sample)].float()
+        if not len(inside):
+            raise ValueError(
+                f"all {len(self.sample)} returned theta lie outside the prior support"
+            )
+        simulate = self.task.simulator.simulate
+        return self.task.features(simulate(inside, generator=self.generator("predictive")))
 
     @cached_property
     def sample(self) -> Tensor:
@@ -130,6 +140,31 @@ class Scored:
         return sim.identified(self.task.theta_star[None])[0]
 
 
+def _inside(simulator: Simulator, theta: Tensor) -> Tensor:
+    low, high = simulator.prior.low.to(theta), simulator.prior.high.to(theta)
+    return ((theta >= low) & (theta <= high)).all(dim=1)
+
+
+def _exact_predictive(s: Scored) -> Tensor:
+    """Features of one simulation per exact posterior draw (the median distance's floor)."""
+    draws = s.exact(len(s.sample)).float()
+    simulate = s.task.simulator.simulate
+    return s.task.features(simulate(draws, generator=s.task_generator("predictive-floor")))
+
+
+def _one_point(task: Task) -> str | None:
+    if task.n_obs == 1:
+        return ("n_obs = 1: a distance between distributions of a single observed point is "
+                "not defined; see data median_distance")  # fmt: skip
+    return None
+
+
+def _iid_set(task: Task) -> str | None:
+    if task.n_obs > 1:
+        return f"n_obs = {task.n_obs}: an iid set is scored by W1 and JS of the predictive"
+    return None
+
+
 def _w1(a: Tensor, b: Tensor, g: torch.Generator) -> tuple[float, str]:
     return m.wasserstein1(a, b, generator=g), m.wasserstein1_path(len(a), len(b), a.shape[1])
 
@@ -141,15 +176,22 @@ class ScoreSpec:
     Attributes:
         space: ``data``, ``theta``, ``truth`` or ``posterior``.
         metric: A key of :data:`avo_bench.metrics.METRICS` (function, direction, ideal).
-        value: ``value(scored) -> float`` or ``(float, w1_path)``.
+        value: ``value(scored) -> float`` or ``(float, variant)`` (the W1 path, the C2ST
+            variant: recorded in the row's ``variant``).
         floor: ``floor(scored) -> float``: the score of a perfect method at the same sample
             sizes, or ``None`` (no floor).
         needs: Keys of :data:`NEEDS` the task must meet, else the score is not recorded.
-        headline: ``0``, or the preference order of the score in the report's headline (the
-            data-space score first, then the first parameter-space score a task has).
+        headline: ``0``, or the preference order of the score in the report's headline, within
+            data space and within parameter space (the report shows, per task, the first
+            data-space and the first parameter-space score that has values).
         description: What the score compares.
         sense: ``(direction, ideal)`` for a score whose metric is not a two-sample
             :data:`~avo_bench.metrics.METRICS` function (else taken from there).
+        undefined: ``undefined(task) -> str | None``: why the score means nothing for this task
+            (the row is then ``n/a`` with that reason), else ``None``.
+        sizes: ``sizes(scored) -> (sample_size, reference_size)``: the rows compared (recorded
+            in the row; for data-space scores the first is the number of predictive
+            simulations, which are evaluation and never count against the budget).
     """
 
     space: str
@@ -160,6 +202,8 @@ class ScoreSpec:
     headline: int = 0
     description: str = ""
     sense: tuple[str, float] | None = None
+    undefined: Callable[[Task], str | None] | None = None
+    sizes: Callable[[Scored], tuple[int, int]] | None = None
 
     def __post_init__(self):
         if self.sense is None and self.metric not in m.METRICS:
@@ -181,8 +225,9 @@ class ScoreSpec:
         return float(self.sense[1] if self.sense else m.METRICS[self.metric].ideal)
 
 
-def _c2st(a: Tensor, b: Tensor, seed: int) -> float:
-    return m.c2st(b, a, seed=seed % 2**31)  # sbibm's order: the reference z-scores both
+def _c2st(a: Tensor, b: Tensor, seed: int, variant: str) -> tuple[float, str]:
+    # sbibm's order: the reference z-scores both
+    return m.c2st(b, a, seed=seed % 2**31, variant=variant), variant
 
 
 SCORES: tuple[ScoreSpec, ...] = (
@@ -190,14 +235,25 @@ SCORES: tuple[ScoreSpec, ...] = (
         "data", "wasserstein1",
         lambda s: _w1(s.predictive, s.observed, s.generator("data-w1")),
         lambda s: _w1(s.observed, s.again, s.task_generator("data-w1-floor")),
-        headline=1,
+        headline=1, undefined=_one_point,
         description="W1 between the predictive and the observed set (n_obs samples each)",
     ),
     ScoreSpec(
         "data", "jensen_shannon",
         lambda s: m.jensen_shannon(s.predictive, s.observed, edges=s.task.edges),
         lambda s: m.jensen_shannon(s.observed, s.again, edges=s.task.edges),
+        undefined=_one_point,
         description="JS divergence (bits) of the predictive and the observed set on fixed bins",
+    ),
+    ScoreSpec(
+        "data", "median_distance",
+        lambda s: m.median_distance(s.predictive_sample, s.observed[0]),
+        lambda s: m.median_distance(_exact_predictive(s), s.observed[0]),
+        headline=2, undefined=_iid_set,
+        sizes=lambda s: (len(s.sample), 1),
+        description="median L2 distance of posterior-predictive simulations (one per returned "
+        "theta, at most n_param) to the single observation (sbibm's MEDDIST); floor: the same "
+        "for exact posterior draws",
     ),
     ScoreSpec(
         "theta", "outside_prior",
@@ -210,7 +266,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         "truth", "distance_to_truth",
         lambda s: m.distance_to_truth(s.task.simulator.identified(s.theta), s.star()),
         lambda s: m.distance_to_truth(s.task.simulator.identified(s.reference), s.star()),
-        needs=("theta_star",), headline=3,
+        needs=("theta_star",), headline=2,
         description="distance of the returned mean of identified(theta) to that of theta*; "
         "floor: the exact posterior's",
     ),
@@ -223,9 +279,10 @@ SCORES: tuple[ScoreSpec, ...] = (
     ),
     ScoreSpec(
         "posterior", "c2st",
-        lambda s: _c2st(s.sample, s.reference, derive_seed("c2st", s.seed)),
-        lambda s: _c2st(s.exact(len(s.sample)), s.reference, s.task_seed("c2st-floor")),
-        needs=("posterior",), headline=2,
+        lambda s: _c2st(s.sample, s.reference, derive_seed("c2st", s.seed), s.task.sizes.c2st),
+        lambda s: _c2st(s.exact(len(s.sample)), s.reference, s.task_seed("c2st-floor"),
+                        s.task.sizes.c2st),
+        needs=("posterior",), headline=1,
         description="classifier two-sample test of the returned theta against the exact posterior",
     ),
     ScoreSpec(
@@ -244,14 +301,18 @@ def _box(simulator: Simulator) -> Tensor:
 
 @dataclass(frozen=True)
 class Score:
-    """One scored metric of a cell (``message``: why it is undefined, else ``""``)."""
+    """One scored metric of a cell: ``status`` ``ok``, ``error`` (the computation failed,
+    ``message`` says why) or ``n/a`` (undefined for this task, ``message`` says why)."""
 
     space: str
     metric: str
     value: float
     floor: float = math.nan
-    w1_path: str = ""
+    variant: str = ""
     message: str = ""
+    status: str = "ok"
+    sample_size: int = 0
+    reference_size: int = 0
 
 
 def score_plan(task: Task | None = None, simulator: Simulator | None = None) -> list[ScoreSpec]:
@@ -262,7 +323,7 @@ def score_plan(task: Task | None = None, simulator: Simulator | None = None) -> 
 
 
 def _guarded(compute: Callable[[], float | tuple[float, str]]) -> tuple[float, str, str]:
-    """``(value, w1_path, "")``, or NaN and the reason the score is undefined (e.g. the C2ST
+    """``(value, variant, "")``, or NaN and the reason the score is undefined (e.g. the C2ST
     of a point mass): one score failing does not void the cell's other scores."""
     try:
         out = compute()
@@ -272,10 +333,20 @@ def _guarded(compute: Callable[[], float | tuple[float, str]]) -> tuple[float, s
     return float(value), path, ""
 
 
-def _floor(spec: ScoreSpec, scored: Scored) -> float:
+def _sizes(spec: ScoreSpec, scored: Scored) -> tuple[int, int]:
+    if spec.sizes is not None:
+        return spec.sizes(scored)
+    n, task = len(scored.theta), scored.task
+    return {
+        "data": (task.n_obs, task.n_obs),
+        "posterior": (min(n, task.sizes.n_param), task.sizes.n_param),
+        "truth": (n, 1),
+    }.get(spec.space, (n, 0))
+
+
+def _floor(spec: ScoreSpec, scored: Scored, size: int) -> float:
     if spec.floor is None:
         return math.nan
-    size = len(scored.sample) if spec.space == "posterior" else scored.task.n_obs
     key = (*spec.key, size)
     cache = scored.task.cache
     if key not in cache:
@@ -301,6 +372,13 @@ def evaluate(scored: Scored) -> list[Score]:
     """:func:`score` on prepared samples (the cell reuses their predictive for its plots)."""
     scores = []
     for spec in score_plan(scored.task):
-        value, path, message = _guarded(lambda spec=spec: spec.value(scored))
-        scores.append(Score(*spec.key, value, _floor(spec, scored), path, message))
+        size, reference = _sizes(spec, scored)
+        reason = spec.undefined(scored.task) if spec.undefined else None
+        if reason:
+            scores.append(Score(*spec.key, math.nan, math.nan, "", reason, "n/a", size, reference))
+            continue
+        value, variant, message = _guarded(lambda spec=spec: spec.value(scored))
+        floor = _floor(spec, scored, size)
+        status = "error" if message else "ok"
+        scores.append(Score(*spec.key, value, floor, variant, message, status, size, reference))
     return scores

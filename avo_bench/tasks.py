@@ -44,10 +44,13 @@ class Sizes:
         n_param: Largest number of returned θ rows scored in parameter space, and the number
             of exact posterior draws they are compared with.
         n_edges: Size of the fixed-seed observed draw that defines the JS histogram bins.
+        c2st: The C2ST variant of the parameter-space scores (``"fast"`` or ``"sbibm"``,
+            see :func:`avo_bench.metrics.c2st`).
     """
 
     n_param: int = 1000
     n_edges: int = 10_000
+    c2st: str = "fast"
 
 
 @dataclass(frozen=True, eq=False)

@@ -54,7 +54,7 @@ def metric_kwargs(name, d):
 
 
 def second_argument(name, b):
-    return b.mean(dim=0) if name == "distance_to_truth" else b
+    return b.mean(dim=0) if name in ("distance_to_truth", "median_distance") else b
 
 
 # ---------------------------------------------------------------- Wasserstein-1

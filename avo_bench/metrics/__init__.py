@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .classifier import C2ST_VARIANTS, c2st
 from .histograms import histogram_edges, jensen_shannon
 from .mmd import median_heuristic, mmd2
-from .parameters import distance_to_truth, mean_error, outside_prior
+from .parameters import distance_to_truth, mean_error, median_distance, outside_prior
 from .wasserstein import W1Estimate, wasserstein1, wasserstein1_estimate, wasserstein1_path
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "histogram_edges",
     "jensen_shannon",
     "mean_error",
+    "median_distance",
     "median_heuristic",
     "mmd2",
     "outside_prior",
@@ -103,6 +104,14 @@ METRICS: dict[str, Metric] = {
             "lower",
             0.0,
             "error of the mean of a (theta samples) in standard deviations of b (reference samples)",
+        ),
+        Metric(
+            "median_distance",
+            median_distance,
+            "lower",
+            0.0,
+            "median L2 distance of a (predictive simulations) to b = one observation (sbibm's "
+            "MEDDIST)",
         ),
         Metric(
             "distance_to_truth",

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ._checks import as_pair, as_samples
 
-__all__ = ["distance_to_truth", "mean_error", "outside_prior"]
+__all__ = ["distance_to_truth", "mean_error", "median_distance", "outside_prior"]
 
 
 def mean_error(theta: Tensor | np.ndarray, reference: Tensor | np.ndarray) -> float:
@@ -84,3 +84,31 @@ def outside_prior(theta: Tensor | np.ndarray, box: Tensor | np.ndarray) -> float
         )
     inside = ((theta >= box[0]) & (theta <= box[1])).all(dim=1)
     return 1.0 - float(inside.double().mean())
+
+
+def median_distance(predictive: Tensor | np.ndarray, observation: Tensor | np.ndarray) -> float:
+    r"""Median Euclidean distance from predictive samples to one observation (sbibm's MEDDIST).
+
+    .. math:: \operatorname{median}_i \lVert x_i - x_o \rVert_2, \qquad x_i \sim
+              p(x \mid \theta_i),\ \theta_i \sim q(\theta)
+
+    on the raw data (no z-scoring), as ``sbibm.metrics.ppc.median_distance`` (Lueckmann et al.
+    2021, https://arxiv.org/abs/2101.04653, MEDDIST): the posterior-predictive check of a task
+    with a single observation.
+
+    Arguments:
+        predictive: Simulations at the returned parameters, shape ``(n, d)`` or ``(n,)``.
+        observation: The observation, shape ``(d,)`` or ``(1, d)``.
+
+    Returns:
+        The median distance, ``>= 0`` (lower is better; a perfect method scores the floor).
+    """
+    predictive = as_samples(predictive, "predictive")
+    obs = as_samples(torch.as_tensor(observation).reshape(1, -1), "observation")
+    if obs.shape[1] != predictive.shape[1]:
+        raise ValueError(
+            f"median_distance: observation must have {predictive.shape[1]} values (the dimension "
+            f"of predictive), got {obs.shape[1]}"
+        )
+    distances = (predictive - obs.to(predictive.device)).norm(dim=1)
+    return float(np.median(distances.cpu().numpy()))
