@@ -131,7 +131,7 @@ def test_reproducible_and_within_budget(name):
     b = run(name, sim, x_obs, 3000, seed=3)
     c = run(name, sim, x_obs, 3000, seed=4)
     assert torch.equal(a.theta, b.theta) and not torch.equal(a.theta, c.theta)
-    assert a.num_simulations <= 3000 and a.theta.shape == (1000, 2)
+    assert a.num_simulations <= 3000 and a.theta.shape == (10_000, 2)
     assert a.num_simulations % a.extras["set_size"] == 0
     assert len(a.history) >= 1 and math.isfinite(a.extras["epsilon"])
 

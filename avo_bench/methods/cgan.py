@@ -112,7 +112,7 @@ class CGANConfig:
         min_pairs: Point tasks: training pairs to keep when choosing ``m`` from the budget.
     """
 
-    num_samples: int = 1000
+    num_samples: int = 10_000
     latent_dim: int = 4
     hidden_features: int = 64
     hidden_layers: int = 3

@@ -97,7 +97,7 @@ class NPEConfig:
         set_size: Simulated observations per θ for an iid observed set (``None``: default).
     """
 
-    num_samples: int = 1000
+    num_samples: int = 10_000
     estimator: str = "maf"
     training_batch_size: int = 200
     learning_rate: float = 5e-4

@@ -31,7 +31,7 @@ class PriorConfig:
         num_samples: Number of prior draws returned.
     """
 
-    num_samples: int = 1000
+    num_samples: int = 10_000
 
     def __post_init__(self):
         check_positive_int("prior", "num_samples", self.num_samples)

@@ -62,7 +62,7 @@ class RejectionABCConfig:
             budget-dependent default of :mod:`avo_bench.methods._summaries`).
     """
 
-    num_samples: int = 1000
+    num_samples: int = 10_000
     quantile: float | None = None
     set_size: int | None = None
 

@@ -77,7 +77,7 @@ class SMCABCConfig:
         set_size: Simulated observations per θ for an iid observed set (``None``: default).
     """
 
-    num_samples: int = 1000
+    num_samples: int = 10_000
     population_size: int | None = None
     alpha: float = 0.5
     kernel_scale: float = 2.0
