@@ -94,6 +94,7 @@ def _arrays(scored: Scored, result: Result) -> dict:
         arrays["theta_star"] = task.theta_star.numpy()
     if task.reference is not None:
         arrays["posterior"] = task.reference[:KEEP].numpy()
+    arrays.update(scored.artifacts)  # what scores keep for the plots (calibration levels)
     return arrays
 
 
@@ -126,7 +127,7 @@ def run_cell(cell: Cell, progress: Callable | None = None) -> Outcome:
     cost = {"wall_time_s": result.wall_time_s, "num_simulations": result.num_simulations}
     try:
         with seeded_globals(derive_seed("score-globals", cell.cell_seed)):
-            scored = Scored(task, result.theta, cell.cell_seed)
+            scored = Scored(task, result.theta, cell.cell_seed, result)
             scores = evaluate(scored)
             arrays = _arrays(scored, result)
     except Exception as error:

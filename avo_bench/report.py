@@ -1,115 +1,233 @@
 """Markdown report and PNG plots of a run directory (``python -m avo_bench report DIR``).
 
-The report has one summary table per (space, metric, budget): methods × simulators, each entry
-the mean ± sd over seeds, with the metric's floor (the value of a perfect method at the same
-sample sizes) as the last row. Plots (matplotlib's object API, no global backend change):
-metric vs budget per simulator, wall time vs budget, and per-cell diagnostics for the first
-seed (training curves from ``Result.history``, marginals of the returned samples vs the truth
-or exact posterior, predictive vs observed histograms).
+The report answers "which method is best on each task, by how much, and how sure are we":
+
+1. **Headline**: per task its headline data-space and parameter-space score (the ``headline``
+   order of :data:`avo_bench.scoring.SCORES`), methods × tasks, at the middle budget.
+2. **Who wins**: per task and budget the best method, those not significantly worse, the
+   next best and the floor.
+3. **Ranks**: the mean rank of each method across tasks per budget (as sbibm summarizes).
+4. **Calibration**: the ``calibration`` scores and the coverage of θ*.
+5. **Cost**, **cells not ok** (with reasons), then one table per score and budget, and plots.
+
+Every entry is the mean over seeds with a 95 % bootstrap interval (:mod:`avo_bench.stats`);
+★ marks the best mean, **bold** every method not significantly worse than it, ᶠ a mean at the
+floor (:func:`avo_bench.summary.at_floor`). Plots are in :mod:`avo_bench.plots`.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .results import KEY, atomic_write, load_results, read_artifacts, read_manifest
+from . import stats
+from .results import atomic_write, load_results, read_manifest
+from .summary import CALIBRATION, CELL, GROUP, headline_scores, mean_ranks, summarize, tasks
 
-__all__ = ["cost", "headline", "summary", "write_report"]
+__all__ = ["cost", "headline", "score_table", "who_wins", "write_report"]
+
+READING = (
+    "How to read: every entry is the mean over seeds with its 95 % BCa bootstrap interval "
+    "(resampling seeds; with one seed there is none, and with 5 seeds such an interval covers "
+    "the true mean only about 87 % of the time for normal data); (k/n): k of n seeds finished. "
+    "★: the best mean; **bold**: the best and every method not significantly worse than it "
+    f"(one-sided Wilcoxon signed-rank test on the seeds both finished, p ≥ {stats.ALPHA}; "
+    "with n seeds the smallest p is 2^-n, so below 5 seeds nothing is significantly worse). "
+    "*floor*: the score of a perfect answer (the exact posterior, or where there is none the "
+    "true parameters) at the same sample sizes, one draw per seed, with its interval over "
+    "seeds; ᶠ: a mean within the floor's interval or better, i.e. *at the floor*, not "
+    "distinguishable from perfect. The floor is not a lower bound: it is a random draw of a "
+    "perfect answer's score, so a perfect method scores below it about half of the time, and "
+    "data-space scores compare the predictive with the observed set it was fitted to (see "
+    "the section on the floor)."
+)
+
+FLOOR = (
+    "A score below its floor is not better than perfect. Every score is computed from finite "
+    "samples and the floor is one draw of the same computation for the perfect answer, so "
+    "a method as good as perfect lands on either side of it (about half of the time below). "
+    "Two effects add to this: (1) data-space scores compare the predictive with the very "
+    "observed set the method was fitted to, while a perfect point answer (the true "
+    "parameters) is compared through a fresh set, so a method that fits the observed set's "
+    "noise can beat it; (2) the distance of the returned mean to θ* can be smaller than the "
+    "exact posterior's by chance (a biased or luckily centred answer). A method returning "
+    "fewer samples is compared with a floor at its own sample size."
+)
 
 
-def _headline_scores() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
-    """The headline's data-space and parameter-space scores in order of preference (the
-    ``headline`` entries of the score table)."""
-    from .scoring import SCORES
-
-    ranked = sorted((s for s in SCORES if s.headline), key=lambda s: s.headline)
-    data = tuple(s.key for s in ranked if s.space == "data")
-    return data, tuple(s.key for s in ranked if s.space != "data")
+def _fmt(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.3g}"
 
 
-def _first_scored(part: pd.DataFrame, keys: tuple, budget: int) -> pd.DataFrame:
-    """Per simulator, the first of ``keys`` with ok values, as ``sim (metric)`` columns."""
+def _entry(r) -> str:
+    text = _fmt(r.mean) + ("" if np.isnan(r.low) else f" [{_fmt(r.low)}, {_fmt(r.high)}]")
+    if r.tied:
+        text = f"**{text}**"
+    text += "★" * bool(r.best) + "ᶠ" * bool(r.at_floor)
+    return text + (f" ({r.n}/{r.cells})" if r.n < r.cells else "")
+
+
+def _status(rows: pd.DataFrame) -> pd.Series:
+    """``n/a`` or ``error`` per (task, budget, space, metric, method) without an ok value."""
+    keys = [*GROUP, "method"]
+    error = (
+        (rows.status == "error")
+        .groupby([tasks(rows).rename("task"), *(rows[k] for k in keys[1:])])
+        .any()
+    )
+    return error.map({True: "error", False: "n/a"})
+
+
+def score_table(
+    table: pd.DataFrame, rows: pd.DataFrame, key: tuple[str, str], budget: int
+) -> pd.DataFrame:
+    """Methods × tasks table of one score at one budget, marked, with a *floor* row."""
+    part = table[(table.space == key[0]) & (table.metric == key[1]) & (table.budget == budget)]
+    statuses = _status(rows).xs((budget, *key), level=("budget", "space", "metric"))
+    out = statuses.unstack("task").fillna("")
+    for r in part.itertuples():
+        if r.n:
+            out.loc[r.method, r.task] = _entry(r)
+    floors = part.groupby("task")[["floor", "floor_low", "floor_high"]].median()
+    out.loc["*floor*"] = [_floor_text(floors.loc[t]) if t in floors.index else "n/a"
+                          for t in out.columns]  # fmt: skip
+    return out
+
+
+def _floor_text(f) -> str:
+    bounds = "" if np.isnan(f.floor_low) else f" [{_fmt(f.floor_low)}, {_fmt(f.floor_high)}]"
+    return _fmt(f.floor) + bounds
+
+
+def _first_scored(table: pd.DataFrame, keys: tuple, budget: int) -> dict[str, tuple[str, str]]:
+    """Per task, the first of ``keys`` with ok values at ``budget``."""
+    part = table[(table.budget == budget) & (table.n > 0)]
+    chosen = {}
+    for task, t in part.groupby("task"):
+        present = set(zip(t.space, t.metric, strict=True))
+        key = next((k for k in keys if k in present), None)
+        if key is not None:
+            chosen[task] = key
+    return chosen
+
+
+def _headline_table(table, rows, keys, budget) -> pd.DataFrame:
     columns = {}
-    for sim, group in part.groupby("simulator"):
-        ok = group[group.status == "ok"]
-        pairs = set(zip(ok.space, ok.metric, strict=True))
-        chosen = next((p for p in keys if p in pairs), None)
-        if chosen is not None:
-            columns[f"{sim} ({chosen[1]})"] = summary(group, *chosen, budget)[sim]
+    for task, key in _first_scored(table, keys, budget).items():
+        columns[f"{task} ({key[1]})"] = score_table(table, rows, key, budget)[task]
     return pd.DataFrame(columns).fillna("n/a")
 
 
-def _mean_sd(values: pd.Series, statuses: pd.Series) -> str:
-    ok = values[statuses == "ok"].dropna()
-    if ok.empty:
-        return "error" if (statuses == "error").any() else "n/a"
-    text = f"{ok.mean():.3g}" if len(ok) == 1 else f"{ok.mean():.3g} ± {ok.std():.2g}"
-    return text if len(ok) == len(statuses) else f"{text} ({len(ok)}/{len(statuses)})"
-
-
-def summary(rows: pd.DataFrame, space: str, metric: str, budget: int) -> pd.DataFrame:
-    """Methods × simulators table of ``mean ± sd`` over seeds, with a ``floor`` row."""
-    part = rows[(rows.space == space) & (rows.metric == metric) & (rows.budget == budget)]
-    table = part.groupby(["method", "simulator"]).apply(
-        lambda g: _mean_sd(g["value"], g["status"]), include_groups=False
-    )
-    table = table.unstack("simulator").fillna("")
-    floors = part.groupby("simulator")["floor"].mean()
-    values = [floors.get(s, math.nan) for s in table.columns]
-    table.loc["*floor*"] = ["n/a" if math.isnan(v) else f"{v:.3g}" for v in values]
-    return table
-
-
-def cost(rows: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """Methods × simulators table of mean fit wall time and simulations used (ok cells)."""
-    cells = rows[(rows.budget == budget) & (rows.status == "ok")].drop_duplicates(KEY[:4])
-    means = cells.groupby(["method", "simulator"])[["wall_time_s", "num_simulations"]].mean()
-    text = means.apply(lambda r: f"{r.wall_time_s:.3g} s / {r.num_simulations:.0f} sims", axis=1)
-    return text.unstack("simulator").fillna("")
-
-
-def headline(rows: pd.DataFrame, budget: int | None = None) -> str:
-    """Markdown of the headline tables at ``budget`` (default: the run's middle budget).
-
-    Three methods × simulators tables, mean ± sd over seeds: the data-space Wasserstein-1 of the
-    predictive, one parameter-space score per simulator (C2ST against the exact posterior where
-    there is one, else the distance of the returned mean to θ*: the ``headline`` order of
-    :data:`avo_bench.scoring.SCORES`),
-    and the fit wall time. The README's results table is this function's output.
-    """
+def _middle(rows: pd.DataFrame, budget: int | None) -> int:
     budgets = sorted(int(b) for b in rows.budget.unique())
     budget = budgets[len(budgets) // 2] if budget is None else budget
     if budget not in budgets:
         raise ValueError(f"budget {budget} is not in the run; its budgets: {budgets}")
-    part = rows[rows.budget == budget]
-    data_keys, parameter_keys = _headline_scores()
-    data = _first_scored(part, data_keys, budget)
-    parameter = _first_scored(part, parameter_keys, budget)
-    cells = part.drop_duplicates(KEY[:4]).assign(
-        wall_time_s=lambda r: r.wall_time_s.where(r.status == "ok")
-    )
-    wall = cells.groupby(["method", "simulator"]).apply(
-        lambda g: _mean_sd(g["wall_time_s"], g["status"]), include_groups=False
-    )
-    lines = [f"Data space (budget {budget}, lower is better): Wasserstein-1 of the predictive "
-             "against the observed set, or for a single observation the median distance of "
-             "predictive simulations to it:",
-             "", _markdown(data), "",
-             f"Parameter space (budget {budget}): C2ST against the exact posterior (0.5 is "
-             "ideal), or distance of the returned mean to θ* (Weinberg: in the identified "
-             "asymmetry c); Rosenbrock is a population task, scored in data space only:",
-             "", _markdown(parameter), "",
-             f"Fit wall time in seconds (budget {budget}):", "",
-             _markdown(wall.unstack("simulator").fillna("n/a"))]  # fmt: skip
+    return budget
+
+
+def headline(
+    rows: pd.DataFrame, budget: int | None = None, table: pd.DataFrame | None = None
+) -> str:
+    """Markdown of the headline at ``budget`` (default: the run's middle budget).
+
+    Two methods × tasks tables, marked (see the module docstring): per task the first
+    data-space and the first parameter-space score with values, in the ``headline`` order of
+    :data:`avo_bench.scoring.SCORES`. The README's results table is this function's output.
+    """
+    budget = _middle(rows, budget)
+    table = summarize(rows) if table is None else table
+    data_keys, parameter_keys = headline_scores()
+    lines = [f"Parameter space (budget {budget}): per task its first headline score "
+             f"({', '.join(m for _, m in parameter_keys)}):", "",
+             _markdown(_headline_table(table, rows, parameter_keys, budget)), "",
+             f"Data space (budget {budget}): per task its first headline score "
+             f"({', '.join(m for _, m in data_keys)}):", "",
+             _markdown(_headline_table(table, rows, data_keys, budget))]  # fmt: skip
     return "\n".join(lines)
 
 
+def who_wins(table: pd.DataFrame, rows: pd.DataFrame) -> str:
+    """Markdown table: per task, headline score and budget, the winner and its margin."""
+    data_keys, parameter_keys = headline_scores()
+    lines = ["| task | score | budget | best | not significantly worse | next best | floor |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for budget in sorted(table.budget.unique()):
+        for keys in (parameter_keys, data_keys):
+            for task, key in _first_scored(table, keys, budget).items():
+                lines.append(_win_line(table, task, key, budget))
+    lines.sort(key=lambda line: line.split(" | ")[0] if line.startswith("| ") else "")
+    return "\n".join(lines)
+
+
+def _win_line(table: pd.DataFrame, task: str, key: tuple[str, str], budget: int) -> str:
+    part = table[(table.task == task) & (table.budget == budget) & (table.space == key[0])
+                 & (table.metric == key[1]) & (table.n > 0)]  # fmt: skip
+    part = part.iloc[np.argsort(stats.badness(part["mean"], part.direction.iloc[0],
+                                              part.ideal.iloc[0]), kind="stable")]  # fmt: skip
+    best = part.iloc[0]
+    tied = ", ".join(part.method[part.tied & ~part.best]) or "none"
+    nxt = ""
+    if len(part) > 1:
+        second = part.iloc[1]
+        change = (second["mean"] - best["mean"]) / abs(best["mean"]) if best["mean"] else np.nan
+        nxt = f"{second.method} {_fmt(second['mean'])} ({change:+.0%})"
+    floor = f"{_fmt(best.floor)}" + (" (best is at the floor)" if best.at_floor else "")
+    text = f"{best.method} {_fmt(best['mean'])}" + (
+        "" if np.isnan(best.low) else f" [{_fmt(best.low)}, {_fmt(best.high)}]"
+    )
+    return f"| {task} | {key[0]} {key[1]} | {budget} | {text} | {tied} | {nxt} | {floor} |"
+
+
+def ranks(table: pd.DataFrame) -> str:
+    """Markdown of the mean rank of each method across tasks (headline scores)."""
+    data_keys, parameter_keys = headline_scores()
+    lines = []
+    for name, keys in (("parameter space", parameter_keys), ("data space", data_keys)):
+        ranked = mean_ranks(table, keys)
+        if len(ranked):
+            lines += [f"Mean rank in {name} (1 = best; in parentheses the number of tasks "
+                      "ranked; each task's first headline score):", "", _markdown(ranked), ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def coverage_table(rows: pd.DataFrame, budget: int, levels=(0.5, 0.9)) -> pd.DataFrame:
+    """Methods × tasks: how often θ* lies in the central region of each level (``uniform``
+    calibration scores: the credibility level of θ* per cell)."""
+    from .summary import directions
+
+    sense = directions(rows)
+    uniform = [k for k, (d, _) in sense.items() if d == "uniform"]
+    part = rows[(rows.budget == budget) & (rows.status == "ok")]
+    part = part[[(s, m) in uniform for s, m in zip(part.space, part.metric, strict=True)]]
+    part = part.assign(task=tasks(part))
+    out = part.groupby(["method", "task"])["value"].agg(
+        lambda v: " / ".join(f"{(v <= a).sum()}/{len(v)}" for a in levels)
+    )
+    return out.unstack("task").fillna("n/a") if len(out) else pd.DataFrame()
+
+
+def cost(rows: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Methods × tasks table of mean fit wall time [interval] and simulations used (ok cells)."""
+    cells = rows[(rows.budget == budget) & (rows.status == "ok")].drop_duplicates(CELL)
+    cells = cells.assign(task=tasks(cells))
+    groups = cells.groupby(["method", "task"])
+    times = stats.bootstrap_means([g.to_numpy() for _, g in groups["wall_time_s"]])
+    sims = groups["num_simulations"].mean()
+    text = [
+        f"{_fmt(t[0])} s" + ("" if np.isnan(t[1]) else f" [{_fmt(t[1])}, {_fmt(t[2])}]")
+        + f" / {s:,.0f}"
+        for t, s in zip(times, sims, strict=True)
+    ]  # fmt: skip
+    return pd.Series(text, sims.index).unstack("task").fillna("") if text else pd.DataFrame()
+
+
 def _markdown(table: pd.DataFrame) -> str:
-    header = "| method | " + " | ".join(table.columns) + " |"
+    if table.empty:
+        return "(none)"
+    header = "| method | " + " | ".join(map(str, table.columns)) + " |"
     lines = [header, "|" + "---|" * (len(table.columns) + 1)]
     lines += ["| " + " | ".join([str(i), *map(str, r)]) + " |" for i, r in table.iterrows()]
     return "\n".join(lines)
@@ -137,7 +255,7 @@ def _provenance(run_dir: Path, rows: pd.DataFrame) -> list[str]:
         )
         packages = ", ".join(f"{k} {v}" for k, v in info.get("packages", {}).items())
         lines.append(f"- Packages: {packages}")
-    cells = rows.drop_duplicates(KEY[:4])
+    cells = rows.drop_duplicates(CELL)
     lines.append(
         f"- Total fit wall time {cells.wall_time_s.sum() / 60:.1f} min over {len(cells)} cells "
         f"(scoring not included); simulations used {cells.num_simulations.sum():,.0f}"
@@ -146,157 +264,104 @@ def _provenance(run_dir: Path, rows: pd.DataFrame) -> list[str]:
 
 
 def _problems(rows: pd.DataFrame) -> str:
-    size = rows.groupby(KEY[:4]).size()
-    bad = rows[rows.status != "ok"].assign(what=lambda r: r.space + " " + r.metric)
-    if bad.empty:
-        return "Every cell and metric finished with status ok."
-    lines = ["| simulator | method | seed | budget | metrics | status | message |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (sim, method, seed, budget, status, message), group in bad.groupby(
-        [*KEY[:4], "status", "message"], sort=False
+    """Cells not ok, and scores n/a or failed in ok cells, grouped by reason."""
+    cells = rows.drop_duplicates(CELL)
+    failed = set(map(tuple, cells.loc[cells.status != "ok", CELL].to_numpy()))
+    whole = rows[[tuple(k) in failed for k in rows[CELL].to_numpy()]]
+    part = rows[(rows.status != "ok") & ~rows.index.isin(whole.index)]
+    lines = []
+    for title, bad, by in (
+        ("Cells not ok", whole.drop_duplicates(CELL), ["simulator", "method", "status"]),
+        ("Scores not ok in finished cells", part, ["space", "metric", "method", "status"]),
     ):
-        what = "all" if len(group) == size[(sim, method, seed, budget)] else ", ".join(group.what)
-        text = str(message).replace("|", "\\|").replace("\n", " ")[:200]
-        lines.append(f"| {sim} | {method} | {seed} | {budget} | {what} | {status} | {text} |")
-    return "\n".join(lines)
+        if bad.empty:
+            continue
+        lines += [f"{title}:", "", "| " + " | ".join(by) + " | cells | message |",
+                  "|" + "---|" * (len(by) + 2)]  # fmt: skip
+        for group, g in bad.groupby([*by, "message"], sort=True):
+            text = str(group[-1]).replace("|", "\\|").replace("\n", " ")[:200]
+            seeds = ", ".join(f"{s}@{b}" for s, b in g[["seed", "budget"]].to_numpy()[:6])
+            more = f" … ({len(g)})" if len(g) > 6 else ""
+            lines.append("| " + " | ".join(map(str, group[:-1])) + f" | {seeds}{more} | {text} |")
+        lines.append("")
+    return "\n".join(lines) or "Every cell and score finished with status ok."
 
 
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90, bbox_inches="tight"))
+def _score_sections(table: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """One marked table per score and budget (the long tables after the summary)."""
+    from .scoring import SCORES
+
+    described = {s.key: s.description for s in SCORES}
+    lines = []
+    for budget in sorted(table.budget.unique()):
+        keys = table[table.budget == budget][["space", "metric", "direction"]].drop_duplicates()
+        for space, metric, direction in keys.itertuples(index=False):
+            about = described.get((space, metric), "")
+            lines += [f"### {space} {metric} (budget {budget}, {direction} is better)", "",
+                      *([about, ""] if about else []),
+                      _markdown(score_table(table, rows, (space, metric), budget)), ""]  # fmt: skip
+    return lines
 
 
-def _plot_budgets(rows: pd.DataFrame, plots: Path) -> list[str]:
-    from matplotlib.figure import Figure
-
-    names = []
-    # one colour per method in every figure (the colour cycle would shift with the methods shown)
-    colors = {m: f"C{i % 10}" for i, m in enumerate(sorted(rows.method.unique()))}
-    for sim, part in rows[rows.status == "ok"].groupby("simulator"):
-        pairs = list(part[["space", "metric"]].drop_duplicates().itertuples(index=False))
-        fig = Figure(figsize=(4 * len(pairs), 3.2))
-        for ax, (space, metric) in zip(
-            fig.subplots(1, len(pairs), squeeze=False)[0], pairs, strict=True
-        ):
-            cur = part[(part.space == space) & (part.metric == metric)]
-            for method, m in cur.groupby("method"):
-                stats = m.groupby("budget")["value"].agg(["mean", "std"]).fillna(0)
-                ax.errorbar(stats.index, stats["mean"], stats["std"], marker="o", label=method,
-                            color=colors[method])  # fmt: skip
-            floor = cur.groupby("budget")["floor"].mean()
-            ax.plot(floor.index, floor.values, "k--", label="floor")
-            ax.set(xscale="log", xlabel="budget", title=f"{space} {metric}")
-        fig.axes[0].legend(fontsize=7)
-        _save(fig, plots / f"{sim}_metrics.png")
-        names.append(f"{sim}_metrics.png")
-    cells = rows[rows.status == "ok"].drop_duplicates(KEY[:4])
-    sims = sorted(cells.simulator.unique())
-    if sims:
-        fig = Figure(figsize=(3.6 * len(sims) + 1.5, 3.2), layout="constrained")
-        for ax, sim in zip(fig.subplots(1, len(sims), squeeze=False)[0], sims, strict=True):
-            for method, m in cells[cells.simulator == sim].groupby("method"):
-                stats = m.groupby("budget")["wall_time_s"].mean().clip(lower=1e-4)
-                ax.plot(stats.index, stats.values, marker="o", label=method, color=colors[method])
-            ax.set(xscale="log", yscale="log", xlabel="budget", title=sim)
-        fig.axes[0].set_ylabel("fit wall time (s, floored at 1e-4)")
-        handles = {h.get_label(): h for ax in fig.axes for h in ax.get_lines()}
-        fig.legend([handles[m] for m in sorted(handles)], sorted(handles), loc="outside right",
-                   fontsize=7)  # fmt: skip
-        _save(fig, plots / "wall_time.png")
-        names.append("wall_time.png")
-    return names
-
-
-def _plot_cell(run_dir: Path, key: tuple, path: Path) -> bool:
-    from matplotlib.figure import Figure
-
-    arrays, history = read_artifacts(run_dir, key)
-    if "theta" not in arrays:
-        return False
-    curves = [c for c in history.columns if c not in ("step", "iteration", "num_simulations")
-              and pd.api.types.is_numeric_dtype(history[c])][:4]  # fmt: skip
-    theta, names = arrays["theta"], [str(n) for n in arrays["parameter_names"]]
-    d, k = min(theta.shape[1], 4), min(arrays["x_obs"].shape[1], 4)
-    width = max(len(curves), d, k)
-    fig = Figure(figsize=(3.2 * width, 2.8 * (2 + bool(curves))), layout="constrained")
-    grid = list(fig.subplots(2 + bool(curves), width, squeeze=False))
-    if curves:
-        step = history["step"] if "step" in history else history.index
-        for ax, column in zip(grid.pop(0)[: len(curves)], curves, strict=True):
-            ax.plot(step, history[column])
-            ax.set(title=column, xlabel="step")
-    for j, ax in enumerate(grid[0][:d]):
-        ax.hist(theta[:, j], bins=40, density=True, alpha=0.6, label="returned")
-        if "posterior" in arrays:
-            ax.hist(arrays["posterior"][:, j], bins=40, density=True, histtype="step",
-                    color="k", label="exact posterior")  # fmt: skip
-        if "theta_star" in arrays:
-            ax.axvline(arrays["theta_star"][j], color="r", label="truth")
-        ax.set(title=names[j])
-    for j, ax in enumerate(grid[1][:k]):
-        both = np.concatenate([arrays["x_obs"][:, j], arrays["x_sim"][:, j]])
-        bins = np.histogram_bin_edges(both, bins=40)
-        ax.hist(arrays["x_obs"][:, j], bins=bins, density=True, alpha=0.5, label="observed")
-        ax.hist(
-            arrays["x_sim"][:, j], bins=bins, density=True, histtype="step", label="predictive"
-        )
-        ax.set(title=f"x feature {j}")
-    for row in grid:
-        if row[0].has_data():
-            row[0].legend(fontsize=7)
-    for ax in fig.axes:
-        if not ax.has_data():
-            ax.set_axis_off()
-    fig.suptitle(" / ".join(map(str, key)))
-    _save(fig, path)
-    return True
-
-
-def _plots(run_dir: Path, rows: pd.DataFrame) -> list[str]:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return []
-    plots = run_dir / "plots"
-    names = _plot_budgets(rows, plots)
-    first = rows[(rows.status == "ok") & (rows.seed == rows.seed.min())]
-    for key in first.drop_duplicates(KEY[:4])[KEY[:4]].itertuples(index=False):
-        name = "cells/" + "__".join(map(str, key)) + ".png"
-        if _plot_cell(run_dir, tuple(key), plots / name):
-            names.append(name)
-    return names
-
-
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path, *, cell_plots: bool = False) -> Path:
     """Writes ``report.md`` and ``plots/*.png`` for a run directory; returns the report path.
+
+    Arguments:
+        run_dir: The run directory.
+        cell_plots: Also draw one diagnostic figure per cell of the first seed (training
+            curves, marginals, predictive): slow on large runs, off by default.
 
     Raises:
         ResultsError: If the directory has no readable results.
     """
+    from .plots import plot_run
+
     run_dir = Path(run_dir)
     rows = load_results(run_dir)
-    cells = rows.drop_duplicates(KEY[:4])
+    table = summarize(rows)
+    budget = _middle(rows, None)
+    cells = rows.drop_duplicates(CELL)
     counts = cells.status.value_counts().to_dict()
     lines = [f"# avo_bench report: {run_dir.name}", "",
-             f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-             f"version {rows.version.iloc[0]}, commit {rows.git_commit.iloc[0] or 'unknown'}.",
-             "", *_provenance(run_dir, rows), "", "Entries: mean ± sd over seeds (ok cells only; (k/n) when some failed). "
-             "*floor*: the metric between two independent draws of the reference at the same "
-             "sample sizes, the best a method can score.", ""]  # fmt: skip
-    lines += ["## Headline", "", headline(rows), ""]
-    for budget in sorted(rows.budget.unique()):
-        for space, metric in rows[["space", "metric"]].drop_duplicates().itertuples(index=False):
-            direction = rows[(rows.metric == metric)].direction.iloc[0] or "?"
-            lines += [f"## {space} {metric} (budget {budget}, {direction} is better)", ""]
-            lines += [_markdown(summary(rows, space, metric, budget)), ""]
-        if len(cost(rows, budget)):
-            lines += [f"## cost (budget {budget}): fit wall time / simulations used", ""]
-            lines += [_markdown(cost(rows, budget)), ""]
-    lines += ["## Cells not ok", "", _problems(rows), ""]
-    names = _plots(run_dir, rows)
+             f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
+             f"seeds {sorted(rows.seed.unique())}; version {rows.version.iloc[0]}, commit "
+             f"{rows.git_commit.iloc[0] or 'unknown'}.", "", *_provenance(run_dir, rows), "",
+             READING, "", "## Headline", "", headline(rows, budget, table), "",
+             "## Who wins", "", who_wins(table, rows), "", "## Ranks across tasks", "",
+             ranks(table), "## Calibration", "", *_calibration(table, rows, budget),
+             "## Cost", ""]  # fmt: skip
+    for b in sorted(rows.budget.unique()):
+        lines += [f"Fit wall time [interval] / simulations used (budget {b}):", "",
+                  _markdown(cost(rows, b)), ""]  # fmt: skip
+    lines += ["## Cells not ok", "", _problems(rows), "", "## The floor", "", FLOOR, "",
+              "## Every score", "", *_score_sections(table, rows)]  # fmt: skip
+    names = plot_run(run_dir, rows, table, cell_plots=cell_plots)
     lines += ["## Plots", ""] + [f"![{n}](plots/{n})" for n in names]
     if not names:
         lines.append("(no plots: install matplotlib, `pip install 'avo-bench[plot]'`)")
     path = run_dir / "report.md"
     atomic_write(path, lambda f: f.write("\n".join(lines).encode() + b"\n"))
     return path
+
+
+def _calibration(table: pd.DataFrame, rows: pd.DataFrame, budget: int) -> list[str]:
+    """The calibration section: θ* coverage and the ``calibration`` scores at ``budget``."""
+    from .scoring import SCORES
+
+    lines = []
+    coverage = coverage_table(rows, budget)
+    if len(coverage):
+        lines += [f"θ* inside the returned distribution's central 50 % / 90 % region (budget "
+                  f"{budget}; cells): a calibrated method has θ* inside about half / nine "
+                  "tenths of the time.", "", _markdown(coverage), ""]  # fmt: skip
+    part = table[(table.space == CALIBRATION) & (table.budget == budget)]
+    for spec in SCORES:
+        if spec.space != CALIBRATION or spec.direction not in stats.DIRECTIONS:
+            continue
+        if not ((part.metric == spec.metric) & (part.n > 0)).any():
+            continue
+        lines += [f"{spec.metric} (budget {budget}, {spec.direction} is better"
+                  + (f", ideal {spec.ideal:g}" if spec.direction == "nearest" else "")
+                  + f"): {spec.description}", "",
+                  _markdown(score_table(table, rows, spec.key, budget)), ""]  # fmt: skip
+    return lines or ["No calibration scores in this run.", ""]

@@ -4,7 +4,10 @@
 *metric* (a :data:`avo_bench.metrics.METRICS` function, which gives the direction and ideal
 value), what it *needs* from the task (θ*, a reference posterior, ...), how its value is
 computed from the returned samples and how its *floor* is computed: the same score for a
-perfect method at the same sample sizes (two independent draws of the reference). Scoring, the
+perfect answer at the same sample sizes (two independent draws of the reference: the exact
+posterior where the task has one, else the true parameters). A floor is one random draw of a
+perfect answer's score, not a lower bound: a perfect method scores below it about half of the
+time. Scoring, the
 rows, the report and the public :func:`avo_bench.score` all read this table; no score is named
 anywhere else.
 
@@ -37,11 +40,24 @@ from torch import Tensor
 
 from simulators import Simulator
 
+from . import calibration as cal
 from . import metrics as m
 from .seeding import derive_seed
 from .tasks import Task
 
-__all__ = ["NEEDS", "SCORES", "Score", "ScoreSpec", "Scored", "evaluate", "score", "score_plan"]
+__all__ = [
+    "NEEDS",
+    "SCORES",
+    "NotScored",
+    "Score",
+    "ScoreSpec",
+    "Scored",
+    "evaluate",
+    "score",
+    "score_plan",
+]
+
+NotScored = cal.NotScored
 
 
 @dataclass(frozen=True)
@@ -62,9 +78,11 @@ NEEDS: dict[str, Need] = {
 class Scored:
     """The returned samples of one cell, with what several scores share (computed once)."""
 
-    def __init__(self, task: Task, theta: Tensor, seed: int):
+    def __init__(self, task: Task, theta: Tensor, seed: int, result=None):
         self.task, self.seed = task, seed
         self.theta = theta.detach().cpu().double()
+        self.result = result  # the method's Result (its density or amortized sampler), if any
+        self.artifacts: dict = {}  # arrays scores keep for the report's plots (e.g. levels)
 
     def generator(self, label: str) -> torch.Generator:
         """A generator for the cell's scores, seeded by ``label`` and the cell's seed."""
@@ -174,7 +192,7 @@ class ScoreSpec:
     """One score of the table.
 
     Attributes:
-        space: ``data``, ``theta``, ``truth`` or ``posterior``.
+        space: ``data``, ``theta``, ``truth``, ``posterior`` or ``calibration``.
         metric: A key of :data:`avo_bench.metrics.METRICS` (function, direction, ideal).
         value: ``value(scored) -> float`` or ``(float, variant)`` (the W1 path, the C2ST
             variant: recorded in the row's ``variant``).
@@ -234,14 +252,14 @@ SCORES: tuple[ScoreSpec, ...] = (
     ScoreSpec(
         "data", "wasserstein1",
         lambda s: _w1(s.predictive, s.observed, s.generator("data-w1")),
-        lambda s: _w1(s.observed, s.again, s.task_generator("data-w1-floor")),
+        lambda s: _w1(_perfect_set(s), s.observed, s.task_generator("data-w1-floor")),
         headline=1, undefined=_one_point,
         description="W1 between the predictive and the observed set (n_obs samples each)",
     ),
     ScoreSpec(
         "data", "jensen_shannon",
         lambda s: m.jensen_shannon(s.predictive, s.observed, edges=s.task.edges),
-        lambda s: m.jensen_shannon(s.observed, s.again, edges=s.task.edges),
+        lambda s: m.jensen_shannon(_perfect_set(s), s.observed, edges=s.task.edges),
         undefined=_one_point,
         description="JS divergence (bits) of the predictive and the observed set on fixed bins",
     ),
@@ -292,7 +310,60 @@ SCORES: tuple[ScoreSpec, ...] = (
         needs=("posterior",),
         description="error of the returned mean in exact-posterior standard deviations",
     ),
+    ScoreSpec(
+        "calibration", "truth_level", cal.truth_level, None, needs=("theta_star",),
+        sense=("uniform", 0.5),
+        description="credibility level of identified(theta*) in the returned distribution: the "
+        "fraction of returned samples nearer their mean (Mahalanobis) than theta*; uniform over "
+        "cells when calibrated (the report counts how often theta* is in the central regions)",
+    ),
+    ScoreSpec(
+        "calibration", "posterior_coverage", cal.posterior_coverage,
+        lambda s: cal.posterior_coverage(s, s.reference), needs=("posterior",),
+        sense=("nearest", 0.0),
+        description="signed area between the coverage curve of held-out exact posterior draws "
+        "in the returned distribution's central regions and the diagonal (1/2 - mean level): "
+        "< 0 overconfident, > 0 conservative",
+    ),
+    ScoreSpec(
+        "calibration", "nltp", cal.nltp, cal.exact_nltp, needs=("theta_star",),
+        sense=("lower", math.nan), sizes=lambda s: (1, 1),
+        description="-log q(theta* | x_obs) under the method's normalized density (sbibm's NLTP; "
+        "n/a for methods that return samples only); floor: the exact posterior's",
+    ),
+    ScoreSpec(
+        "calibration", "expected_coverage", lambda s: cal.coverage_area(cal.amortized(s).levels),
+        lambda s: cal.coverage_area(cal.uniform_ranks(s)[:, 0]), needs=("theta_star",),
+        sense=("nearest", 0.0),
+        sizes=lambda s: (cal.AMORTIZED_TESTS, cal.AMORTIZED_SAMPLES),
+        description=f"amortized methods: signed area between the expected coverage curve over "
+        f"{cal.AMORTIZED_TESTS} test simulations (prior draws, each an observed set of n_obs "
+        "simulations, not counted in the budget) and the diagonal: < 0 overconfident",
+    ),
+    ScoreSpec(
+        "calibration", "sbc_ks", lambda s: cal.sbc_ks(cal.amortized(s).ranks),
+        lambda s: cal.sbc_ks(cal.uniform_ranks(s)), needs=("theta_star",),
+        sense=("lower", 0.0),
+        sizes=lambda s: (cal.AMORTIZED_TESTS, cal.AMORTIZED_SAMPLES),
+        description="amortized methods: largest Kolmogorov-Smirnov distance from uniform of the "
+        "SBC ranks over the same test simulations; floor: that of uniform ranks",
+    ),
 )  # fmt: skip
+
+
+def _perfect_set(s: Scored) -> Tensor:
+    """The data-space floors' set of ``n_obs`` features: the exact posterior's predictive (one
+    simulation per exact posterior draw) where the task has an exact posterior, else a fresh
+    observed set at θ*. A predictive is fitted to the observed set, so it is closer to it than
+    a fresh set at θ* (by the noise of the observed set's mean): the exact posterior's
+    predictive is the fair "perfect answer" of posterior methods."""
+    task = s.task
+    if task.reference is None:
+        return s.again
+    g = s.task_generator("perfect-set")
+    draws = task.simulator.posterior(task.x_obs).sample((task.n_obs,), generator=g)
+    draws = torch.as_tensor(draws).float().reshape(task.n_obs, task.simulator.theta_dim)
+    return task.features(task.simulator.simulate(draws, generator=g))
 
 
 def _box(simulator: Simulator) -> Tensor:
@@ -322,15 +393,18 @@ def score_plan(task: Task | None = None, simulator: Simulator | None = None) -> 
     return [s for s in SCORES if all(NEEDS[n].simulator(simulator) for n in s.needs)]
 
 
-def _guarded(compute: Callable[[], float | tuple[float, str]]) -> tuple[float, str, str]:
-    """``(value, variant, "")``, or NaN and the reason the score is undefined (e.g. the C2ST
-    of a point mass): one score failing does not void the cell's other scores."""
+def _guarded(compute: Callable[[], float | tuple[float, str]]) -> tuple[float, str, str, str]:
+    """``(value, variant, "", "ok")``, or NaN, the reason the score is undefined (e.g. the C2ST
+    of a point mass) and ``error`` (``n/a`` for :class:`NotScored`): one score failing does not
+    void the cell's other scores."""
     try:
         out = compute()
+    except NotScored as reason:
+        return math.nan, "", str(reason), "n/a"
     except (ValueError, RuntimeError, ArithmeticError) as error:
-        return math.nan, "", f"{type(error).__name__}: {error}"
+        return math.nan, "", f"{type(error).__name__}: {error}", "error"
     value, path = out if isinstance(out, tuple) else (out, "")
-    return float(value), path, ""
+    return float(value), path, "", "ok"
 
 
 def _sizes(spec: ScoreSpec, scored: Scored) -> tuple[int, int]:
@@ -354,18 +428,20 @@ def _floor(spec: ScoreSpec, scored: Scored, size: int) -> float:
     return cache[key]
 
 
-def score(task: Task, theta: Tensor, *, seed: int) -> list[Score]:
+def score(task: Task, theta: Tensor, *, seed: int, result=None) -> list[Score]:
     """Scores returned samples ``theta`` of shape ``(n, d_theta)`` against ``task``.
 
     Arguments:
         task: The task (observed data, θ*, references).
         theta: Samples of the method's distribution over parameters.
         seed: All scoring randomness derives from it (the grid passes the cell seed).
+        result: The method's :class:`~avo_bench.methods.Result`, for the scores that use its
+            density (``nltp``) or amortized sampler; without it those are ``n/a``.
 
     Returns:
         One :class:`Score` per entry of :func:`score_plan`, in table order.
     """
-    return evaluate(Scored(task, theta, seed))
+    return evaluate(Scored(task, theta, seed, result))
 
 
 def evaluate(scored: Scored) -> list[Score]:
@@ -377,8 +453,7 @@ def evaluate(scored: Scored) -> list[Score]:
         if reason:
             scores.append(Score(*spec.key, math.nan, math.nan, "", reason, "n/a", size, reference))
             continue
-        value, variant, message = _guarded(lambda spec=spec: spec.value(scored))
+        value, variant, message, status = _guarded(lambda spec=spec: spec.value(scored))
         floor = _floor(spec, scored, size)
-        status = "error" if message else "ok"
         scores.append(Score(*spec.key, value, floor, variant, message, status, size, reference))
     return scores

@@ -10,8 +10,9 @@ import avo_bench
 from avo_bench.cli import main
 from avo_bench.methods import METHODS, Method, Result
 from avo_bench.methods.prior import PriorConfig
-from avo_bench.report import headline, summary, write_report
+from avo_bench.report import headline, score_table, write_report
 from avo_bench.results import COLUMNS, compare, load_results, write_results
+from avo_bench.summary import summarize
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -25,25 +26,31 @@ def synthetic(values: dict) -> pd.DataFrame:
                 "simulator": sim, "method": method, "seed": seed, "budget": 100,
                 "space": "data", "metric": "wasserstein1", "value": value, "floor": 0.25,
                 "direction": "lower", "ideal": 0.0, "status": status, "wall_time_s": 1.0,
-                "num_simulations": 100, "cell_seed": seed, "version": "0.1.0",
+                "num_simulations": 100, "cell_seed": seed, "version": "0.1.0", "n_obs": 1,
+                "sample_size": 0, "reference_size": 0,
             })  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def test_summary_mean_sd_and_statuses():
+def test_score_table_entries_marks_and_statuses():
     rows = synthetic({
         ("a", "s1"): [(1.0, "ok"), (2.0, "ok"), (4.0, "ok")],
-        ("a", "s2"): [(3.0, "ok"), (np.nan, "error"), (5.0, "ok")],
+        ("c", "s1"): [(5.0, "ok"), (6.0, "ok"), (7.0, "ok")],
+        ("a", "s2"): [(0.2, "ok"), (np.nan, "error"), (0.3, "ok")],
         ("b", "s1"): [(np.nan, "n/a")] * 3,
         ("b", "s2"): [(np.nan, "error")] * 3,
     })  # fmt: skip
-    table = summary(rows, "data", "wasserstein1", 100)
-    sd = np.std([1.0, 2.0, 4.0], ddof=1)
-    assert table.loc["a", "s1"] == f"{7 / 3:.3g} ± {sd:.2g}"
-    assert table.loc["a", "s2"] == f"4 ± {np.std([3.0, 5.0], ddof=1):.2g} (2/3)"
-    assert table.loc["b", "s1"] == "n/a"
-    assert table.loc["b", "s2"] == "error"
-    assert list(table.loc["*floor*"]) == ["0.25", "0.25"]
+    table = summarize(rows)
+    out = score_table(table, rows, ("data", "wasserstein1"), 100)
+    a = table[(table.task == "s1") & (table.method == "a")].iloc[0]
+    assert (a["mean"], a.n, a.cells) == (7 / 3, 3, 3) and a.low < 7 / 3 < a.high
+    assert out.loc["a", "s1"] == f"**{7 / 3:.3g} [{a.low:.3g}, {a.high:.3g}]**★"
+    # c is worse on 3 seeds: p = 1/8, not significant with 3 seeds, so bold (tied) too
+    assert out.loc["c", "s1"].startswith("**6 [") and "★" not in out.loc["c", "s1"]
+    assert out.loc["a", "s2"].endswith("★ᶠ (2/3)")  # 0.25 is at the floor 0.25
+    assert out.loc["b", "s1"] == "n/a" and out.loc["b", "s2"] == "error"
+    assert list(out.loc["*floor*"]) == ["0.25 [0.25, 0.25]", "0.25 [0.25, 0.25]"]
+    assert table.at_floor[(table.method == "a") & (table.task == "s2")].all()
 
 
 def test_report_of_a_real_run(tmp_path, monkeypatch):
@@ -56,20 +63,28 @@ def test_report_of_a_real_run(tmp_path, monkeypatch):
     rows = avo_bench.run(["gaussian"], ["prior", "curvy"], seeds=2,
                          budgets=[10, 20], preset="tiny", out=tmp_path)  # fmt: skip
     text = (tmp_path / "report.md").read_text()
-    for space, metric in rows[["space", "metric"]].drop_duplicates().itertuples(index=False):
-        assert f"## {space} {metric} (budget 10" in text
-    pairs = len(rows[["space", "metric"]].drop_duplicates())
-    assert text.count("| *floor* |") == 2 + 2 * pairs  # the headline's data and parameter tables
-    assert headline(rows) in text and "(budget 20, lower is better)" in headline(rows)
-    assert "| gaussian (c2st) |" in headline(rows, 10) and "Fit wall time" in headline(rows, 10)
+    sections = ["## Headline", "## Who wins", "## Ranks across tasks", "## Calibration",
+                "## Cost", "## Cells not ok", "## The floor", "## Every score"]  # fmt: skip
+    assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
+    scored = rows[rows.status == "ok"][["space", "metric", "direction"]].drop_duplicates()
+    for space, metric, direction in scored.itertuples(index=False):
+        assert f"### {space} {metric} (budget 10, {direction} is better)" in text
+    assert headline(rows) in text and "Parameter space (budget 20)" in headline(rows)
+    assert "| gaussian (c2st) |" in headline(rows, 10)
     with pytest.raises(ValueError, match=r"budget 30 is not in the run; its budgets: \[10, 20\]"):
         headline(rows, 30)
-    assert "Every cell and metric finished with status ok." in text
-    plots = ["gaussian_metrics.png", "wall_time.png"]
-    plots += [f"cells/gaussian__{m}__0__{b}.png" for m in ("prior", "curvy") for b in (10, 20)]
+    assert "| gaussian | posterior c2st | 20 |" in text  # who wins
+    assert "Mean rank in parameter space" in text and "θ* inside" in text
+    # prior and curvy return samples only: nltp is n/a with the reason, listed once
+    assert "| calibration | nltp | curvy | n/a | 0@10, 0@20, 1@10, 1@20 |" in text
+    plots = ["scores_gaussian.png", "wall_time.png", "calibration.png"]
     for name in plots:
         assert (tmp_path / "plots" / name).read_bytes().startswith(PNG), name
         assert f"](plots/{name})" in text
+    assert not (tmp_path / "plots" / "cells").exists()  # per-cell figures are optional
+    write_report(tmp_path, cell_plots=True)
+    for name in [f"cells/gaussian__{m}__0__{b}.png" for m in ("prior", "curvy") for b in (10, 20)]:
+        assert (tmp_path / "plots" / name).read_bytes().startswith(PNG), name
     assert not (tmp_path / "plots" / "cells" / "gaussian__prior__1__10.png").exists()
 
 
@@ -78,7 +93,7 @@ def test_report_lists_failed_cells(tmp_path):
     rows.loc[0, "message"] = "RuntimeError: boom | here"
     write_results(tmp_path, rows)
     text = write_report(tmp_path).read_text()
-    assert "| s1 | a | 0 | 100 | all | error | RuntimeError: boom \\| here |" in text
+    assert "| s1 | a | error | 0@100 | RuntimeError: boom \\| here |" in text
 
 
 def test_compare_runs(tmp_path, capsys):

@@ -62,6 +62,13 @@ class Result:
             parameters, ...), for plots. May be empty.
         extras: Other scalar diagnostics (e.g. the fraction of samples outside the prior).
         wall_time_s: Wall time of the fit in seconds, set by the registry.
+        log_prob: For a method with a normalized density, ``log_prob(theta) -> Tensor``:
+            ``log q(θ | x_obs)`` of the returned distribution at the observed data,
+            ``(m, d_theta) -> (m,)`` (scored as ``nltp``); ``None``: samples only.
+        sample_at: For an amortized posterior, ``sample_at(x, n, generator) -> Tensor``:
+            ``n`` posterior samples ``(n, b, d_theta)`` at each of ``b`` other observed sets
+            ``x`` of shape ``(b, n_set, *x_shape)`` (scored by expected coverage and SBC over
+            test simulations, see :mod:`avo_bench.calibration`); ``None``: not amortized.
     """
 
     theta: Tensor
@@ -69,6 +76,8 @@ class Result:
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     extras: dict[str, Any] = field(default_factory=dict)
     wall_time_s: float = math.nan
+    log_prob: Callable[[Tensor], Tensor] | None = None
+    sample_at: Callable[[Tensor, int, torch.Generator], Tensor] | None = None
 
     def __post_init__(self):
         if not isinstance(self.theta, Tensor) or self.theta.ndim != 2:

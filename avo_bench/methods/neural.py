@@ -51,6 +51,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import warnings
 from collections.abc import Iterator
@@ -65,6 +66,7 @@ from simulators import check_positive_float, check_positive_int
 
 from ..progress import report_progress
 from . import register
+from ._amortized import direct_posterior_fields, set_summaries
 from ._base import CountingSimulator, Result
 from ._summaries import (
     check_budget,
@@ -238,7 +240,7 @@ def _train_and_sample_quietly(name, config, prior, theta, summaries, observed, d
         posterior = inference.build_posterior(estimator, posterior_parameters=mcmc)
     shape = (config.num_samples,)
     samples = posterior.sample(shape, x=observed[None], show_progress_bars=False)
-    return samples.reshape(config.num_samples, -1), history
+    return samples.reshape(config.num_samples, -1), history, posterior
 
 
 def _fit(name, simulator, x_obs, budget, config, generator, device) -> Result:
@@ -249,7 +251,7 @@ def _fit(name, simulator, x_obs, budget, config, generator, device) -> Result:
     prior = simulator.prior.to_torch(device)
     seed = int(torch.randint(2**62, (1,), generator=generator, device=device))
     with _seeded_global_rngs(seed, device):
-        samples, history = _train_and_sample(
+        samples, history, posterior = _train_and_sample(
             name, config, prior, theta, summaries, observed, device
         )
     report_progress(2, 2)
@@ -261,7 +263,12 @@ def _fit(name, simulator, x_obs, budget, config, generator, device) -> Result:
         "num_training_sets": len(theta),
         "set_size": m,
     }
-    return Result(samples.detach().float(), simulator.num_simulations, history, extras)
+    # NPE is amortized with a normalized density (NLE/NRE: an unnormalized potential and MCMC)
+    fields = {}
+    if name == "npe":
+        condition = functools.partial(set_summaries, simulator)
+        fields = direct_posterior_fields(posterior, observed, condition, device)
+    return Result(samples.detach().float(), simulator.num_simulations, history, extras, **fields)
 
 
 def _make_fit(name: str, description: str):
