@@ -158,7 +158,8 @@ def _dots(ax, p: pd.DataFrame, colors: dict, methods: list[str]) -> None:
     _floor_band(ax, p, vertical=True)
     ax.set_yticks(range(len(methods)), methods, fontsize=8)
     ax.set_ylim(-0.6, len(methods) - 0.4)
-    if _log_scale(p[["mean", "low", "high", "floor_low", "floor_high"]].to_numpy().ravel()):
+    values = p[["mean", "low", "high", "floor_low", "floor_high"]].to_numpy().ravel()
+    if p.direction.iloc[0] != "nearest" and _log_scale(values):  # a signed score stays linear
         _log(ax.xaxis)
     ax.tick_params(axis="x", labelsize=8)
 
@@ -172,19 +173,25 @@ def _curves(ax, p: pd.DataFrame, colors: dict, methods: list[str]) -> None:
     ax.vlines(p.budget, p.low.fillna(p["mean"]), p.high.fillna(p["mean"]), colors=color, lw=1)
     _floor_band(ax, p, vertical=False)
     _log(ax.xaxis)
-    if _log_scale(p[["mean", "low", "high"]].to_numpy().ravel()):
+    if p.direction.iloc[0] != "nearest" and _log_scale(
+        p[["mean", "low", "high"]].to_numpy().ravel()
+    ):
         _log(ax.yaxis)
     ax.set_xlabel("budget", fontsize=8)
     ax.tick_params(labelsize=8)
 
 
 def _log(axis) -> None:
-    """A log axis with ticks at 1, 2 and 5 times powers of ten (readable below one decade)
-    and no minor ticks (drawing them costs more than the rest of the figure)."""
+    """A log axis with ticks at powers of ten, and at 2 and 5 (or 3) times them when the data
+    span less than one (or 2.5) decades, so that labels neither overlap nor vanish; no minor
+    ticks (drawing them costs more than the rest of the figure)."""
     from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullLocator
 
+    low, high = axis.get_data_interval()
+    decades = np.log10(high / low) if low > 0 else np.inf
+    subs = (1.0, 2.0, 5.0) if decades < 1 else (1.0, 3.0) if decades < 2.5 else (1.0,)
     axis.axes.set_xscale("log") if axis is axis.axes.xaxis else axis.axes.set_yscale("log")
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(subs=subs))
     axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
     axis.set_minor_locator(NullLocator())
 
@@ -231,7 +238,7 @@ def _truth_levels(rows: pd.DataFrame) -> dict:
     return {k: [g.to_numpy()] for k, g in part.groupby(["task", "method"])["value"]}
 
 
-def _coverage_figure(levels: dict, colors: dict, title: str):
+def _coverage_figure(levels: dict, colors: dict, title: str, caption: str):
     if not levels:
         return None
     names = sorted({task for task, _ in levels})
@@ -253,6 +260,7 @@ def _coverage_figure(levels: dict, colors: dict, title: str):
     axes[0].set_xlabel("credibility level of the central region", fontsize=8)
     _legend(fig, axes)
     fig.suptitle(title, fontsize=10)
+    fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7)
     return fig
 
 
@@ -260,15 +268,17 @@ def _calibration(run_dir: Path, rows: pd.DataFrame, colors: dict):
     levels = _truth_levels(rows)
     levels.update(_levels(run_dir, rows, "posterior_levels"))
     return _coverage_figure(
-        levels, colors, "Coverage of exact posterior draws (band: range over seeds), "
-        "or of θ* over seeds; below the diagonal: overconfident",
+        levels, colors, "Coverage at the observed data (band: range over seeds)",
+        "exact posterior draws where the task has an exact posterior, else θ* over seeds; "
+        "below the diagonal: overconfident",
     )  # fmt: skip
 
 
 def _amortized(run_dir: Path, rows: pd.DataFrame, colors: dict):
     levels = _levels(run_dir, rows, "amortized_levels")
-    return _coverage_figure(levels, colors, "Expected coverage over test simulations "
-                            "(amortized methods; band: range over seeds)")  # fmt: skip
+    return _coverage_figure(levels, colors, "Expected coverage (band: range over seeds)",
+                            "amortized methods, over test simulations from the prior; below "
+                            "the diagonal: overconfident")  # fmt: skip
 
 
 def _wall_time(run_dir: Path, rows: pd.DataFrame, colors: dict):

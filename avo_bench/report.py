@@ -152,14 +152,16 @@ def headline(
 def who_wins(table: pd.DataFrame, rows: pd.DataFrame) -> str:
     """Markdown table: per task, headline score and budget, the winner and its margin."""
     data_keys, parameter_keys = headline_scores()
-    lines = ["| task | score | budget | best | not significantly worse | next best | floor |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = []
     for budget in sorted(table.budget.unique()):
         for keys in (parameter_keys, data_keys):
             for task, key in _first_scored(table, keys, budget).items():
-                lines.append(_win_line(table, task, key, budget))
-    lines.sort(key=lambda line: line.split(" | ")[0] if line.startswith("| ") else "")
-    return "\n".join(lines)
+                lines.append(
+                    (task, keys is data_keys, budget, _win_line(table, task, key, budget))
+                )
+    header = ["| task | score | budget | best | not significantly worse | next best | floor |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    return "\n".join(header + [line for *_, line in sorted(lines)])
 
 
 def _win_line(table: pd.DataFrame, task: str, key: tuple[str, str], budget: int) -> str:
@@ -173,8 +175,9 @@ def _win_line(table: pd.DataFrame, task: str, key: tuple[str, str], budget: int)
     if len(part) > 1:
         second = part.iloc[1]
         change = (second["mean"] - best["mean"]) / abs(best["mean"]) if best["mean"] else np.nan
-        nxt = f"{second.method} {_fmt(second['mean'])} ({change:+.0%})"
-    floor = f"{_fmt(best.floor)}" + (" (best is at the floor)" if best.at_floor else "")
+        gap = second["mean"] - best["mean"]
+        nxt = f"{second.method} {_fmt(second['mean'])} ({gap:+.2g}, {change:+.1%})"
+    floor = _floor_text(best) + (" (best is at the floor)" if best.at_floor else "")
     text = f"{best.method} {_fmt(best['mean'])}" + (
         "" if np.isnan(best.low) else f" [{_fmt(best.low)}, {_fmt(best.high)}]"
     )
@@ -324,7 +327,7 @@ def write_report(run_dir: str | Path, *, cell_plots: bool = False) -> Path:
     counts = cells.status.value_counts().to_dict()
     lines = [f"# avo_bench report: {run_dir.name}", "",
              f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
-             f"seeds {sorted(rows.seed.unique())}; version {rows.version.iloc[0]}, commit "
+             f"seeds {sorted(int(s) for s in rows.seed.unique())}; version {rows.version.iloc[0]}, commit "
              f"{rows.git_commit.iloc[0] or 'unknown'}.", "", *_provenance(run_dir, rows), "",
              READING, "", "## Headline", "", headline(rows, budget, table), "",
              "## Who wins", "", who_wins(table, rows), "", "## Ranks across tasks", "",
