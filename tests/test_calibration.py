@@ -112,6 +112,7 @@ def test_calibration_scores_of_a_cell():
 
 
 def test_npe_provides_a_density_and_an_amortized_sampler():
+    pytest.importorskip("sbi")
     task = avo_bench.task("gaussian", seed=0, preset="tiny", n_obs=1)
     result = avo_bench.fit("npe", task.simulator, task.x_obs, budget=500, seed=0,
                            num_samples=200, max_num_epochs=3)  # fmt: skip
