@@ -83,7 +83,7 @@ def _grid(n: int, width: float = 3.4, height: float = 2.8, *, left: float = 0.6,
     axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
     fig.subplots_adjust(left=left / size[0], right=1 - right / size[0], bottom=0.65 / size[1],
                         top=1 - 0.55 / size[1], wspace=0.25 if sharey else 0.35,
-                        hspace=0.75 / (height - 0.75))  # fmt: skip
+                        hspace=0.95 / (height - 0.95))  # fmt: skip
     for ax in axes[n:]:
         ax.set_axis_off()
     return fig, axes[:n]
@@ -134,7 +134,12 @@ def _scores_figure(part: pd.DataFrame, colors: dict):
     for ax, (space, metric) in zip(axes, panels, strict=True):
         p = part[(part.space == space) & (part.metric == metric) & (part.n > 0)]
         (_dots if single else _curves)(ax, p, colors, methods)
-        ax.set_title(f"{space} {metric} ({p.direction.iloc[0]} better)", fontsize=9)
+        ax.set_title(f"{space} {metric}", fontsize=8.5)
+        direction, ideal = p.direction.iloc[0], p.ideal.iloc[0]
+        better = (
+            f"nearest {ideal:g} is better" if direction == "nearest" else f"{direction} is better"
+        )
+        (ax.set_xlabel if single else ax.set_ylabel)(better, fontsize=7)
     fig.suptitle(part.task.iloc[0], fontsize=11, weight="bold")
     if single:
         fig.text(0.5, 0.01, KEY_TEXT, ha="center", va="bottom", fontsize=7)
@@ -238,7 +243,7 @@ def _truth_levels(rows: pd.DataFrame) -> dict:
     return {k: [g.to_numpy()] for k, g in part.groupby(["task", "method"])["value"]}
 
 
-def _coverage_figure(levels: dict, colors: dict, title: str, caption: str):
+def _coverage_figure(levels: dict, colors: dict, title: str, caption: str, titles=None):
     if not levels:
         return None
     names = sorted({task for task, _ in levels})
@@ -253,7 +258,7 @@ def _coverage_figure(levels: dict, colors: dict, title: str, caption: str):
             if len(curves) > 1:
                 ax.fill_between(ALPHAS, curves.min(axis=0), curves.max(axis=0),
                                 color=colors[method], alpha=0.12, lw=0)  # fmt: skip
-        ax.set(xlim=(0, 1), ylim=(0, 1), title=task)
+        ax.set(xlim=(0, 1), ylim=(0, 1), title=(titles or {}).get(task, task))
         ax.tick_params(labelsize=8)
         ax.title.set_fontsize(9)
     axes[0].set_ylabel("coverage", fontsize=8)
@@ -266,11 +271,14 @@ def _coverage_figure(levels: dict, colors: dict, title: str, caption: str):
 
 def _calibration(run_dir: Path, rows: pd.DataFrame, colors: dict):
     levels = _truth_levels(rows)
-    levels.update(_levels(run_dir, rows, "posterior_levels"))
+    exact = _levels(run_dir, rows, "posterior_levels")
+    names = {t: f"{t} (θ* over {len(v[0])} seeds)" for (t, _), v in levels.items()}
+    levels.update(exact)
+    names = {t: n for t, n in names.items() if t not in {task for task, _ in exact}}
     return _coverage_figure(
         levels, colors, "Coverage at the observed data (band: range over seeds)",
         "exact posterior draws where the task has an exact posterior, else θ* over seeds; "
-        "below the diagonal: overconfident",
+        "below the diagonal: overconfident", names,
     )  # fmt: skip
 
 
