@@ -363,8 +363,9 @@ def _calibration(table: pd.DataFrame, rows: pd.DataFrame, budget: int) -> list[s
             continue
         if not ((part.metric == spec.metric) & (part.n > 0)).any():
             continue
+        out = score_table(table, rows, spec.key, budget)
+        out = out[~out.isin(["n/a", ""]).all(axis=1)]  # methods it does not apply to
         lines += [f"{spec.metric} (budget {budget}, {spec.direction} is better"
                   + (f", ideal {spec.ideal:g}" if spec.direction == "nearest" else "")
-                  + f"): {spec.description}", "",
-                  _markdown(score_table(table, rows, spec.key, budget)), ""]  # fmt: skip
+                  + f"): {spec.description}", "", _markdown(out), ""]  # fmt: skip
     return lines or ["No calibration scores in this run.", ""]
