@@ -15,6 +15,7 @@ copy of ``x_obs`` and fills ``Result.num_simulations`` from the count.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pandas as pd
@@ -99,7 +100,8 @@ def fit(
     if not chosen.available():
         raise ValueError(f"method {chosen.name!r} needs {chosen.requires}: {chosen.install_hint}")
     tuned = getattr(chosen.config, "presets", {}).get(preset, {}) if preset else {}
-    made = chosen.make_config(**{**tuned, **config})
+    # a copy: a method that mutates a list in its config cannot change the caller's (the grid's)
+    made = chosen.make_config(**copy.deepcopy({**tuned, **config}))
     device = torch.device(device)
     if generator is None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -125,6 +127,7 @@ def task(
         **options: Simulator options (with a name).
     """
     sim = _simulator(simulator, options)
+    sim.check_n_obs()
     return build_task(sim.name, sim.options(), seed, _sizes(preset))
 
 

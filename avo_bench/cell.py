@@ -29,9 +29,14 @@ from .scoring import SCORES, Score, Scored, evaluate, score_plan
 from .seeding import derive_seed, seeded_globals
 from .tasks import Sizes, Task, build_task
 
-__all__ = ["Outcome", "run_cell"]
+__all__ = ["FAILURES", "Outcome", "failed", "run_cell"]
 
 KEEP = 2000  # rows of each array stored for the report's plots
+#: What a cell's fit or scoring may raise and the grid survives: any exception, and SystemExit
+#: (``sys.exit`` in a method ends the cell, not the run). KeyboardInterrupt is not one: in this
+#: process it is the user's Ctrl-C and stops the run (see :mod:`avo_bench.workers` for cells
+#: in worker processes).
+FAILURES = (Exception, SystemExit)
 SPECS = {spec.key: spec for spec in SCORES}
 
 
@@ -79,6 +84,12 @@ def _empty(cell: Cell, task: Task | None, status: str, message: str, **cost) -> 
     return Outcome(cell, _rows(cell, scores, status=status, message=message, **cost))
 
 
+def failed(cell: Cell, status: str, message: str, **cost) -> Outcome:
+    """The rows of a cell that produced none itself (``timeout``, or ``error`` when its worker
+    process died): every score of the cell's simulator, NaN, with ``status`` and ``message``."""
+    return _empty(cell, None, status, message, **cost)
+
+
 def _arrays(scored: Scored, result: Result) -> dict:
     task = scored.task
     arrays = {
@@ -122,7 +133,7 @@ def run_cell(cell: Cell, progress: Callable | None = None) -> Outcome:
                          generator=generator, device=cell.device, **cell.method_config)  # fmt: skip
     except NotApplicable as error:
         return _empty(cell, task, "n/a", str(error))
-    except Exception as error:  # the cell fails, not the grid
+    except FAILURES as error:  # the cell fails, not the grid
         return _empty(cell, task, "error", f"{type(error).__name__}: {error}")
     cost = {"wall_time_s": result.wall_time_s, "num_simulations": result.num_simulations}
     try:
@@ -130,7 +141,7 @@ def run_cell(cell: Cell, progress: Callable | None = None) -> Outcome:
             scored = Scored(task, result.theta, cell.cell_seed, result)
             scores = evaluate(scored)
             arrays = _arrays(scored, result)
-    except Exception as error:
+    except FAILURES as error:
         message = f"scoring failed: {type(error).__name__}: {error}"
         return _empty(cell, task, "error", message, **cost)
     rows = _rows(cell, scores, status="ok", message="", **cost)

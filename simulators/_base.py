@@ -16,6 +16,8 @@ from torch import Tensor
 
 __all__ = [
     "HOOKS",
+    "MAX_N_OBS",
+    "MAX_SET_VALUES",
     "BoxUniform",
     "DiagNormal",
     "Simulator",
@@ -25,6 +27,13 @@ __all__ = [
 ]
 
 KINDS = ("point", "population")
+
+#: The largest observed set the benchmark scores: the JS bin edges are quantiles over
+#: ``max(n_edges, n_obs)`` observed rows, and ``torch.quantile`` takes at most 2**24 values.
+MAX_N_OBS = 2**24
+#: The most values (``n_obs * prod(x_shape)``) of one observed set: a task holds the observed set
+#: and an independent copy, and scoring simulates one more (2**27 float32 values are 512 MiB).
+MAX_SET_VALUES = 2**27
 
 #: The optional hooks a simulator may implement, with what each one offers. The base class
 #: defines every one with a documented default; :meth:`Simulator.provides` says whether an
@@ -253,7 +262,9 @@ class Simulator:
             Observations of shape ``(n, *x_shape)``, ``theta``'s dtype and device.
         """
         self.check_theta(theta)
-        return self._simulate(theta, generator)
+        x = self._simulate(theta, generator)
+        self.check_output(len(theta), x)
+        return x
 
     def observe(self, n: int | None = None, generator: torch.Generator | None = None) -> Tensor:
         """The benchmark's observed data: ``n`` (default ``n_obs``) draws at ``true_parameters``.
@@ -263,7 +274,9 @@ class Simulator:
         n = self.check_count(n)
         device = _target(generator, None)
         theta = self.true_parameters.to(device, torch.float32).expand(n, self.theta_dim)
-        return self._simulate(theta.contiguous(), generator)
+        x = self._simulate(theta.contiguous(), generator)
+        self.check_output(n, x)
+        return x
 
     def _simulate(self, theta: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
@@ -350,6 +363,31 @@ class Simulator:
         return torch.cat([flat.mean(dim=-2), flat.std(dim=-2)], dim=-1)
 
     # validation ---------------------------------------------------------------------------
+
+    @property
+    def max_n_obs(self) -> int:
+        """The largest ``n_obs`` the benchmark can score for this simulator (see
+        :data:`MAX_N_OBS` and :data:`MAX_SET_VALUES`)."""
+        return max(1, min(MAX_N_OBS, MAX_SET_VALUES // max(1, math.prod(self.x_shape))))
+
+    def check_n_obs(self) -> None:
+        """Raises ``ValueError`` if ``n_obs`` is above :attr:`max_n_obs` (before any work)."""
+        if self.n_obs > self.max_n_obs:
+            raise ValueError(
+                f"{self.name}: n_obs must be <= {self.max_n_obs} (the largest observed set the "
+                f"benchmark can score for x_shape {self.x_shape}), got {self.n_obs}"
+            )
+
+    def check_output(self, n: int, x: object) -> None:
+        """Raises ``ValueError`` naming the simulator unless ``x`` is a tensor of shape
+        ``(n, *x_shape)`` without NaN or inf (a simulator bug, never data)."""
+        expected = (n, *self.x_shape)
+        if not isinstance(x, Tensor) or tuple(x.shape) != expected:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{self.name}: simulate returned {got}, expected {expected}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x.reshape(n, -1))).any(dim=1).sum())
+            raise ValueError(f"{self.name}: simulate returned NaN or inf in {bad} of {n} rows")
 
     def check_count(self, n: int | None) -> int:
         n = self.n_obs if n is None else n

@@ -104,7 +104,8 @@ class CountingSimulator:
     ``parameter_names``, ``theta_dim``, ``x_shape``, ``n_obs`` and ``options()``; a copy of
     the ``prior``; and the hooks a method may use, ``summarize``, ``identified``, ``features``
     and ``provides``. The answers (``true_parameters``, ``posterior``, ``observe``,
-    ``observation``) and the wrapped simulator itself are not attributes of this object.
+    ``observation``) and the wrapped simulator itself are not attributes of this object, and
+    its attributes cannot be set (a method cannot reset the count or raise the budget).
     (This keeps honest methods honest; it is not a sandbox against deliberate introspection.)
 
     Arguments:
@@ -141,11 +142,20 @@ class CountingSimulator:
                     f"{self.remaining} of the budget of {self.budget} remain"
                 )
             x = simulator.simulate(theta, generator)
-            self.num_simulations += n
+            object.__setattr__(self, "num_simulations", self.num_simulations + n)
             check_output(simulator, theta, x)
             return x
 
         self.simulate = simulate
+        self._sealed = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if getattr(self, "_sealed", False):  # e.g. num_simulations = 0 or a larger budget
+            raise AttributeError(f"the simulator view is read-only: cannot set {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the simulator view is read-only: cannot delete {name!r}")
 
     @property
     def remaining(self) -> int:
