@@ -67,8 +67,9 @@ def draw_distractors(n: int, generator: torch.Generator | None, device, dtype) -
     like = {"generator": generator, "device": device, "dtype": torch.float64}
     component = torch.randint(COMPONENTS, (n,), generator=generator, device=device)
     z = torch.randn(n, NOISE_DIM, **like)
-    # A chi-square with 2 degrees of freedom is an exponential with mean 2.
-    chi2 = -2 * torch.log1p(-torch.rand(n, **like))
+    # A chi-square with 2 degrees of freedom is an exponential with mean 2 (floored: a uniform
+    # draw of exactly 0, probability 2^-53, must not give an infinite distractor).
+    chi2 = (-2 * torch.log1p(-torch.rand(n, **like))).clamp_min(1e-30)
     spread = torch.empty(n, NOISE_DIM, dtype=torch.float64, device=device)
     for k in range(COMPONENTS):  # one matrix product per component, not per draw
         rows = component == k
