@@ -311,6 +311,22 @@ SCORES: tuple[ScoreSpec, ...] = (
         description="error of the returned mean in exact-posterior standard deviations",
     ),
     ScoreSpec(
+        "posterior", "max_abs_z",
+        lambda s: m.max_abs_z(s.sample, s.reference),
+        lambda s: m.max_abs_z(s.exact(len(s.sample)), s.reference),
+        needs=("posterior",), sense=("lower", 0.0),
+        description="largest |error of the returned mean| over parameters, in exact-posterior "
+        "standard deviations (a z-score: still informative where C2ST saturates at 1)",
+    ),
+    ScoreSpec(
+        "posterior", "log_sd_ratio",
+        lambda s: m.log_sd_ratio(s.sample, s.reference),
+        lambda s: m.log_sd_ratio(s.exact(len(s.sample)), s.reference),
+        needs=("posterior",), sense=("nearest", 0.0),
+        description="log(returned / exact posterior standard deviation) of the parameter where "
+        "it is farthest from 0: < 0 too narrow (overconfident), > 0 too wide",
+    ),
+    ScoreSpec(
         "calibration", "truth_level", cal.truth_level, None, needs=("theta_star",),
         sense=("uniform", 0.5),
         description="credibility level of identified(theta*) in the returned distribution: the "

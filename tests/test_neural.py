@@ -1,4 +1,8 @@
-"""Tests of the sbi-backed baselines (npe, nle, nre); they skip cleanly without ``sbi``."""
+"""Tests of the sbi-backed baselines (npe, nle, nre); they skip cleanly without ``sbi``.
+
+Their iid route (training on single simulations, conditioning on every observation) is tested in
+``tests/test_iid_methods.py``.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ FAST_MCMC = {"num_chains": 10, "warmup_steps": 10, "thin": 1, "init_strategy": "
 
 
 def fast_config(name):
-    return FAST if name == "npe" else {**FAST, **FAST_MCMC}
+    return {**FAST, **FAST_MCMC}  # npe's MCMC settings serve its iid="sum" route only
 
 
 def run(name, sim, x_obs, budget, seed=0, **config):
@@ -69,6 +73,8 @@ def test_registered_with_install_hint(name):
         ("nle", "init_strategy", "mode"),
         ("npe", "learning_rate", 0.0),
         ("npe", "set_size", 1),
+        ("npe", "iid", "pooled"),
+        ("nre", "max_points", 0),
     ],
 )
 def test_bad_config_names_field(name, field, value):

@@ -1,35 +1,47 @@
 r"""Neural posterior, likelihood and ratio estimation (NPE, NLE, NRE) through the ``sbi`` package.
 
-All three train on :math:`B/m` pairs :math:`(\theta_i, s_i)` with :math:`\theta_i \sim p(\theta)`
-and :math:`s_i` the summary of a simulated set of :math:`m` observations (drawn through the
-budget-counting simulator and handed to ``append_simulations``; ``sbi`` never simulates by
-itself), then condition on the summary of the whole observed set. Set size, summaries and the
-posterior-width mismatch when :math:`m < n_{obs}` are documented in
-:mod:`avo_bench.methods._summaries`; with one observation the summary is the observation.
-We do not use the iid trick for NLE/NRE (training on single observations and summing the
-log-likelihoods over the observed set): its MCMC evaluates the network on all :math:`n_{obs}`
-observations per step, too slow for the grid's time budget at :math:`n_{obs} \sim 10^4`.
+Every simulation is one row of the budget, drawn through the budget-counting simulator and
+handed to ``append_simulations`` (``sbi`` never simulates by itself). An iid observed set
+:math:`x_{1..n}` is used by one of two routes (config ``iid``):
+
+- ``"sum"``: train on :math:`B` single simulations :math:`(\theta_j, x_j)` and condition on
+  every observation through the sum of per-observation log-likelihoods (NLE), log-ratios (NRE)
+  or log-posteriors minus :math:`(n-1)` log-priors (factorized NPE), sampled by MCMC; the way
+  NLE and NRE are meant to be used on iid data (see :mod:`avo_bench.methods._sbi_iid`, which
+  also compresses repeated values and, for large 1-D sets, bins them).
+- ``"summary"``: train on :math:`B/m` pairs :math:`(\theta_i, s_i)`, :math:`s_i` the summary of
+  a simulated set of :math:`m` observations, and condition on the summary of the whole set (set
+  size and the posterior-width mismatch when :math:`m < n` in
+  :mod:`avo_bench.methods._summaries`).
+- ``"auto"`` (default): ``"sum"`` for NLE and NRE; ``"summary"`` for NPE. Factorized NPE
+  (``"sum"``) needs a bounded prior: with an unbounded one its potential is unbounded above
+  wherever the learned per-observation posterior has heavier tails than
+  :math:`p(\theta)^{(n-1)/n}` (measured on ``gaussian``: it grows without limit beyond 2 prior
+  sds), so it is refused there; with a box prior the prior term is constant.
+
+With one observation both routes are the standard algorithm. Methods:
 
 - **npe**: ``sbi.inference.NPE`` (NPE-C/APT: a conditional flow :math:`q(\theta \mid s)`,
   sampled directly; samples outside the prior support are rejected by ``sbi``).
-- **nle**: ``sbi.inference.NLE`` (NLE-A: a flow :math:`q(s \mid \theta)`), posterior sampled by
-  ``sbi``'s vectorized slice-sampling MCMC.
-- **nre**: ``sbi.inference.NRE`` (NRE-B classifier of :math:`r(\theta, s)`), same MCMC.
+- **nle**: ``sbi.inference.NLE`` (NLE-A). ``estimator="auto"``: for count data (every value an
+  integer in ``0..1023``) ``sbi``'s categorical mass estimator, the discrete net of MNLE (Boelts
+  et al. 2022; ``sbi.inference.MNLE`` itself fails without a continuous column), as a flow
+  cannot put mass on integers; otherwise a neural spline flow (``sbi``'s default MAF got stuck
+  ignoring one parameter in one of three trainings on 2-D ``gaussian`` at :math:`B = 10^4`:
+  validation loss 3.15 under three learning-rate and patience settings, 2.83 for NSF).
+- **nre**: ``sbi.inference.NRE`` (NRE-B classifier of :math:`\log r(x, \theta)`).
 
-Hyperparameters are ``sbi``'s defaults (MAF for NPE/NLE, residual classifier for NRE, 50
+Other hyperparameters are ``sbi``'s defaults (MAF for NPE, residual classifier for NRE, 50
 hidden features, batch 200, learning rate 5e-4, early stopping after 20 epochs without
-validation improvement on 10% held out). The MCMC of NLE/NRE uses 20 vectorized slice-sampling
-chains, 50 warm-up steps, no thinning, initialised by resampling prior draws by their potential.
-sbibm (Lueckmann et al. 2021) used an NSF for NPE, full-batch training (batch 10,000) and 100
-chains thinned by 10 after 100 warm-up steps with SIR initialisation; those settings are
-3-20 times slower and exceed the grid's ~15 s per cell, but every one is a config field.
-
-**Randomness.** ``sbi`` draws from the global torch (and, in its slice sampler, numpy) RNGs.
-Library code must not seed global state, so every ``sbi`` call runs inside
-``torch.random.fork_rng`` (plus a saved and restored numpy state) seeded from an integer drawn
-from our generator: same seed, same result, and the caller's global RNG states are unchanged
-afterwards. Global state is process-wide, so two fits must not run in threads of one process
-at once (the runner's process and Dask executors are fine).
+validation improvement on 10% held out). MCMC (NLE, NRE, factorized NPE): ``sbi``'s vectorized
+slice sampler in the prior's unconstrained space, 20 chains, 50 warm-up steps (bracket widths
+tuned there), no thinning, initialised by resampling 1,000 prior draws by their potential
+(``sbi``'s default is 10,000: each candidate costs one potential evaluation over the whole
+observed set). Its cost is about 5 potential evaluations per parameter per step, each over
+every chain and every (compressed) observation: linear in ``num_samples`` and in the number of
+distinct observations. sbibm (Lueckmann et al. 2021) used an NSF for NPE, full-batch training
+and 100 chains thinned by 10; every setting is a config field. Randomness: see
+:mod:`avo_bench.methods._sbi`.
 
 References:
     Tejero-Cantero et al., "sbi: A toolkit for simulation-based inference", JOSS 2020,
@@ -44,30 +56,42 @@ References:
     Durkan, Murray, Papamakarios, "On Contrastive Learning for Likelihood-Free Inference",
     ICML 2020, https://arxiv.org/abs/2002.03712 (NRE)
 
+    Boelts et al., "Flexible and efficient simulation-based inference for models of
+    decision-making", eLife 2022, https://doi.org/10.7554/eLife.77220 (MNLE)
+
     Lueckmann et al., "Benchmarking Simulation-Based Inference", AISTATS 2021,
     https://arxiv.org/abs/2101.04653
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import warnings
-from collections.abc import Iterator
+import time
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
-from simulators import check_positive_float, check_positive_int
+from simulators import check_choice, check_positive_float, check_positive_int
 
 from ..progress import report_progress
 from . import register
 from ._amortized import direct_posterior_fields, set_summaries
 from ._base import CountingSimulator, Result
+from ._sbi import (
+    FLOWS,
+    INIT_STRATEGIES,
+    INSTALL_HINT,
+    LIKELIHOODS,
+    MCMCSettings,
+    history,
+    likelihood_estimator,
+    mcmc_sample,
+    sbi_seed,
+    seeded_global_rngs,
+    single_simulations,
+    train,
+)
 from ._summaries import (
     check_budget,
     default_set_size,
@@ -76,18 +100,18 @@ from ._summaries import (
     simulate_summaries,
 )
 
-__all__ = ["NLEConfig", "NPEConfig", "NREConfig"]
+__all__ = ["IID_ROUTES", "NLEConfig", "NPEConfig", "NREConfig"]
 
-INSTALL_HINT = "pip install 'avo-bench[sbi]'"
 MIN_SETS = 20
-FLOWS = ("maf", "nsf", "mdn", "made")
 CLASSIFIERS = ("resnet", "mlp", "linear")
-INIT_STRATEGIES = ("sir", "resample", "proposal")
+IID_ROUTES = ("auto", "sum", "summary")
+POSITIVE_INTS = ("num_samples", "training_batch_size", "stop_after_epochs", "max_num_epochs",
+                 "max_points", "num_chains", "warmup_steps", "thin", "init_candidates")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class NPEConfig:
-    """Hyperparameters of NPE (``sbi``'s defaults).
+    """Hyperparameters of NPE (``sbi``'s defaults) and of the iid routes.
 
     Attributes:
         num_samples: Number of posterior samples returned.
@@ -96,7 +120,14 @@ class NPEConfig:
         learning_rate: Adam learning rate.
         stop_after_epochs: Early-stopping patience on the validation loss.
         max_num_epochs: Hard cap on the number of epochs.
-        set_size: Simulated observations per θ for an iid observed set (``None``: default).
+        iid: Route to an iid observed set: ``"auto"``, ``"sum"`` or ``"summary"`` (module
+            docstring).
+        set_size: ``"summary"`` route: simulated observations per θ (``None``: default).
+        max_points: ``"sum"`` route: a 1-D observed set with more distinct values is binned
+            into this many equal-count groups (:func:`avo_bench.methods._sbi_iid.compress`).
+        num_chains, warmup_steps, thin, init_strategy, init_candidates: MCMC settings (see
+            :class:`avo_bench.methods._sbi.MCMCSettings`), used by every route that samples
+            by MCMC.
     """
 
     num_samples: int = 10_000
@@ -105,50 +136,39 @@ class NPEConfig:
     learning_rate: float = 5e-4
     stop_after_epochs: int = 20
     max_num_epochs: int = 2**31 - 1
+    iid: str = "auto"
     set_size: int | None = None
+    max_points: int = 256
+    num_chains: int = 20
+    warmup_steps: int = 50
+    thin: int = 1
+    init_strategy: str = "resample"
+    init_candidates: int = 1000
 
     def __post_init__(self):
         name = _method_name(self)
-        for field in ("num_samples", "training_batch_size", "stop_after_epochs", "max_num_epochs"):
+        for field in POSITIVE_INTS:
             check_positive_int(name, field, getattr(self, field))
         check_positive_float(name, "learning_rate", self.learning_rate)
-        choices = CLASSIFIERS if isinstance(self, NREConfig) else FLOWS
-        if self.estimator not in choices:
-            raise ValueError(f"{name}: estimator must be one of {choices}, got {self.estimator!r}")
+        choices = {"npe": FLOWS, "nle": LIKELIHOODS, "nre": CLASSIFIERS}[name]
+        check_choice(name, "estimator", self.estimator, choices)
+        check_choice(name, "iid", self.iid, IID_ROUTES)
+        check_choice(name, "init_strategy", self.init_strategy, INIT_STRATEGIES)
         if self.set_size is not None:
             check_positive_int(name, "set_size", self.set_size, minimum=2)
 
 
 @dataclass(frozen=True)
 class NLEConfig(NPEConfig):
-    """Hyperparameters of NLE: those of :class:`NPEConfig` plus the MCMC sampler's.
+    """Hyperparameters of NLE: those of :class:`NPEConfig`; the estimator is ``"auto"``
+    (categorical for count data, else MAF), ``"categorical"`` or a flow."""
 
-    Attributes:
-        num_chains: Parallel slice-sampling chains.
-        warmup_steps: Discarded steps per chain.
-        thin: Keep every ``thin``-th step.
-        init_strategy: Chain initialisation: ``"resample"``, ``"sir"`` or ``"proposal"``.
-    """
-
-    num_chains: int = 20
-    warmup_steps: int = 50
-    thin: int = 1
-    init_strategy: str = "resample"
-
-    def __post_init__(self):
-        super().__post_init__()
-        for field in ("num_chains", "warmup_steps", "thin"):
-            check_positive_int(_method_name(self), field, getattr(self, field))
-        if self.init_strategy not in INIT_STRATEGIES:
-            raise ValueError(
-                f"{_method_name(self)}: init_strategy must be one of {INIT_STRATEGIES}, "
-                f"got {self.init_strategy!r}"
-            )
+    estimator: str = "auto"
 
 
 @dataclass(frozen=True)
-class NREConfig(NLEConfig):
-    """Hyperparameters of NRE: those of :class:`NLEConfig`; the estimator is a classifier
+class NREConfig(NPEConfig):
+    """Hyperparameters of NRE: those of :class:`NPEConfig`; the estimator is a classifier
     (``"resnet"``, ``"mlp"`` or ``"linear"``)."""
 
     estimator: str = "resnet"
@@ -158,117 +178,104 @@ def _method_name(config: NPEConfig) -> str:
     return {NPEConfig: "npe", NLEConfig: "nle", NREConfig: "nre"}[type(config)]
 
 
-@contextlib.contextmanager
-def _seeded_global_rngs(seed: int, device: torch.device) -> Iterator[None]:
-    """Seeds the global torch/numpy RNGs for ``sbi`` and restores them afterwards."""
-    devices = [device] if device.type == "cuda" else []
-    numpy_state = np.random.get_state()  # noqa: NPY002 (sbi's slice sampler uses it)
-    with torch.random.fork_rng(devices=devices):
-        torch.random.default_generator.manual_seed(seed)
-        if device.type == "cuda":
-            torch.cuda.default_generators[device.index or 0].manual_seed(seed)
-        np.random.seed(seed % 2**32)  # noqa: NPY002
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)  # noqa: NPY002
+def _route(name: str, config: NPEConfig, simulator, n_obs: int) -> str:
+    route = config.iid if config.iid != "auto" else ("summary" if name == "npe" else "sum")
+    bounded = bool(torch.isfinite(simulator.prior.low).all() and torch.isfinite(
+        simulator.prior.high).all())  # fmt: skip
+    if name == "npe" and route == "sum" and n_obs > 1 and not bounded:
+        raise ValueError(
+            f"npe: iid='sum' (factorized NPE) needs a bounded prior: with {simulator.name}'s "
+            f"unbounded prior its potential sum_i log q(theta | x_i) - (n - 1) log p(theta) is "
+            "unbounded above (MCMC diverges); use iid='summary'"
+        )
+    return route
 
 
-def _training_data(simulator, x_obs, budget, set_size, generator, device, name):
-    """Prior draws and their summaries ``(N, d), (N, k)``, the observed summary, ``m``."""
+def _summary_data(simulator, x_obs, budget, config, generator, device, name):
+    """Prior draws, summaries of simulated sets ``(N, d), (N, k)``, the observed summary, m."""
+    from ._sbi_iid import Observed
+
     observed = observed_summary(simulator, x_obs, device)
     valid = isinstance(budget, int) and not isinstance(budget, bool)
-    m = default_set_size(len(x_obs), budget if valid else 0, set_size)
+    m = default_set_size(len(x_obs), budget if valid else 0, config.set_size)
     check_budget(name, budget, MIN_SETS * m, f"{MIN_SETS} training sets of {m} simulations")
     theta = simulator.prior.sample((budget // m,), generator=generator, device=device)
     summaries = simulate_summaries(simulator, theta, m, len(x_obs), generator)
-    return theta, summaries, observed, m
+    return theta, summaries, Observed(observed[None], torch.ones(1), 1, binned=False), m
 
 
-def _history(inference) -> pd.DataFrame:
-    summary = getattr(inference, "_summary", {})
-    train, valid = summary.get("training_loss", []), summary.get("validation_loss", [])
-    history = pd.DataFrame(
-        {"iteration": range(len(train)), "training_loss": train, "validation_loss": valid}
-    )
-    if not np.isfinite(history[["training_loss", "validation_loss"]].to_numpy()).all():
-        raise FloatingPointError(f"sbi training produced a non-finite loss:\n{history.tail()}")
-    return history
+def _single_data(simulator, x_obs, budget, config, generator, device, name):
+    """Prior draws and one simulation each ``(B, d), (B, k)``, the compressed observed set."""
+    from ._sbi_iid import compress
+
+    observed_summary(simulator, x_obs, device)  # validates x_obs
+    check_budget(name, budget, MIN_SETS, f"{MIN_SETS} training simulations")
+    theta, x = single_simulations(simulator, budget, generator, device)
+    return theta, x, compress(x_obs.to(device), config.max_points), 1
 
 
-def _build(name: str, config: NPEConfig, prior, device: torch.device):
+def _trainer(name, config, prior, device, x, observed):
     from sbi.inference import NLE, NPE, NRE
 
     kwargs = {"prior": prior, "device": str(device), "show_progress_bars": False}
     if name == "nre":
-        return NRE(classifier=config.estimator, **kwargs)
-    return {"npe": NPE, "nle": NLE}[name](density_estimator=config.estimator, **kwargs)
-
-
-def _train_and_sample(name, config, prior, theta, summaries, observed, device):
-    """Runs ``sbi``: train on ``(theta, summaries)``, sample the posterior at ``observed``."""
-    with warnings.catch_warnings():
-        # 1-D summaries or parameters are expected here (poisson): sbi's note that a flow on a
-        # 1-D space is limited to Gaussians would otherwise repeat for every cell.
-        warnings.filterwarnings("ignore", message="In one-dimensional output space")
-        return _train_and_sample_quietly(name, config, prior, theta, summaries, observed, device)
-
-
-def _train_and_sample_quietly(name, config, prior, theta, summaries, observed, device):
-    inference = _build(name, config, prior, device)
-    with contextlib.redirect_stdout(io.StringIO()):  # sbi prints its convergence message
-        estimator = inference.append_simulations(theta, summaries).train(
-            training_batch_size=config.training_batch_size,
-            learning_rate=config.learning_rate,
-            stop_after_epochs=config.stop_after_epochs,
-            max_num_epochs=config.max_num_epochs,
-        )
-    history = _history(inference)
-    report_progress(1, 2, validation_loss=float(history["validation_loss"].iloc[-1]))
+        return NRE(classifier=config.estimator, **kwargs), config.estimator
     if name == "npe":
-        posterior = inference.build_posterior(estimator)
-    else:
-        from sbi.inference.posteriors.posterior_parameters import MCMCPosteriorParameters
+        return NPE(density_estimator=config.estimator, **kwargs), config.estimator
+    label, estimator = likelihood_estimator(config.estimator, x, observed.points)
+    return NLE(density_estimator=estimator, **kwargs), label
 
-        mcmc = MCMCPosteriorParameters(
-            method="slice_np_vectorized",
-            num_chains=config.num_chains,
-            warmup_steps=config.warmup_steps,
-            thin=config.thin,
-            init_strategy=config.init_strategy,
+
+def _sample(name, route, config, inference, estimator, prior, observed, device):
+    """Posterior samples ``(num_samples, d)`` and the direct posterior (NPE) or ``None``."""
+    from ._sbi_iid import IIDPotential, terms
+
+    if name == "npe" and (route == "summary" or observed.count == 1):
+        posterior = inference.build_posterior(estimator)
+        samples = posterior.sample(
+            (config.num_samples,), x=observed.points[:1], show_progress_bars=False
         )
-        posterior = inference.build_posterior(estimator, posterior_parameters=mcmc)
-    shape = (config.num_samples,)
-    samples = posterior.sample(shape, x=observed[None], show_progress_bars=False)
-    return samples.reshape(config.num_samples, -1), history, posterior
+        return samples.reshape(config.num_samples, -1), posterior
+    kind = {"nle": "likelihood", "nre": "ratio", "npe": "posterior"}[name]
+    prior_weight = 1 - observed.count if kind == "posterior" else 1
+    potential = IIDPotential(terms(kind, estimator.eval()), observed, prior, prior_weight, device)
+    settings = MCMCSettings(config.num_chains, config.warmup_steps, config.thin,
+                            config.init_strategy, config.init_candidates)  # fmt: skip
+    return mcmc_sample(potential, prior, settings, config.num_samples), None
 
 
 def _fit(name, simulator, x_obs, budget, config, generator, device) -> Result:
     device = torch.device(device)
-    theta, summaries, observed, m = _training_data(
-        simulator, x_obs, budget, config.set_size, generator, device, name
-    )
+    route = _route(name, config, simulator, len(x_obs))
+    data = _summary_data if route == "summary" else _single_data
+    theta, x, observed, m = data(simulator, x_obs, budget, config, generator, device, name)
     prior = simulator.prior.to_torch(device)
-    seed = int(torch.randint(2**62, (1,), generator=generator, device=device))
-    with _seeded_global_rngs(seed, device):
-        samples, history, posterior = _train_and_sample(
-            name, config, prior, theta, summaries, observed, device
+    with seeded_global_rngs(sbi_seed(generator), device):
+        start = time.process_time()
+        inference, label = _trainer(name, config, prior, device, x, observed)
+        estimator = train(inference, theta, x, config)
+        losses = history(inference)
+        report_progress(1, 2, validation_loss=float(losses["validation_loss"].iloc[-1]))
+        trained = time.process_time()
+        samples, posterior = _sample(
+            name, route, config, inference, estimator, prior, observed, device
         )
+        sampled = time.process_time()
     report_progress(2, 2)
     if not torch.isfinite(samples).all():
         raise FloatingPointError(f"{name}: sbi returned non-finite posterior samples")
     extras = {
-        "epochs": len(history),
-        "best_validation_loss": float(history["validation_loss"].min()),
-        "num_training_sets": len(theta),
-        "set_size": m,
-    }
-    # NPE is amortized with a normalized density (NLE/NRE: an unnormalized potential and MCMC)
+        "iid": route, "estimator": label, "epochs": len(losses),
+        "best_validation_loss": float(losses["validation_loss"].min()),
+        "num_training_sets": len(theta), "set_size": m,
+        "observed_points": len(observed.points), "binned": observed.binned,
+        "training_cpu_s": trained - start, "sampling_cpu_s": sampled - trained,
+    }  # fmt: skip
     fields = {}
-    if name == "npe":
+    if posterior is not None:  # amortized, with a normalized density (MCMC: neither)
         condition = functools.partial(set_summaries, simulator)
-        fields = direct_posterior_fields(posterior, observed, condition, device)
-    return Result(samples.detach().float(), simulator.num_simulations, history, extras, **fields)
+        fields = direct_posterior_fields(posterior, observed.points[0], condition, device)
+    return Result(samples.detach().float(), simulator.num_simulations, losses, extras, **fields)
 
 
 def _make_fit(name: str, description: str):
@@ -289,7 +296,8 @@ def _make_fit(name: str, description: str):
     Arguments:
         simulator: The counting simulator (a point task).
         x_obs: Observed data, shape ``(n_obs, *x_shape)``.
-        budget: Simulation budget, at least {MIN_SETS} training sets of ``m`` simulations.
+        budget: Simulation budget, at least {MIN_SETS} training simulations (route ``"sum"``)
+            or sets of ``m`` simulations (route ``"summary"``).
         config: The method's config dataclass.
         generator: The only source of randomness (seeds ``sbi`` inside a forked RNG state).
         device: Device of the training and the samples.
@@ -302,8 +310,8 @@ def _make_fit(name: str, description: str):
 
 for _name, _config, _description in (
     ("npe", NPEConfig, "NPE (sbi): conditional flow q(theta | summary), direct sampling"),
-    ("nle", NLEConfig, "NLE (sbi): flow likelihood q(summary | theta), slice-sampling MCMC"),
-    ("nre", NREConfig, "NRE (sbi): classifier likelihood ratio, slice-sampling MCMC"),
+    ("nle", NLEConfig, "NLE (sbi): likelihood q(x | theta) summed over iid x, MCMC"),
+    ("nre", NREConfig, "NRE (sbi): classifier ratio r(x, theta) summed over iid x, MCMC"),
 ):
     register(
         _name,

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from .classifier import C2ST_VARIANTS, c2st
 from .histograms import histogram_edges, jensen_shannon
 from .mmd import median_heuristic, mmd2
-from .parameters import distance_to_truth, mean_error, median_distance, outside_prior
+from .parameters import (
+    distance_to_truth,
+    log_sd_ratio,
+    max_abs_z,
+    mean_error,
+    median_distance,
+    outside_prior,
+)
 from .wasserstein import W1Estimate, wasserstein1, wasserstein1_estimate, wasserstein1_path
 
 __all__ = [
@@ -30,6 +37,8 @@ __all__ = [
     "distance_to_truth",
     "histogram_edges",
     "jensen_shannon",
+    "log_sd_ratio",
+    "max_abs_z",
     "mean_error",
     "median_distance",
     "median_heuristic",

@@ -13,7 +13,14 @@ from torch import Tensor
 
 from ._checks import as_pair, as_samples
 
-__all__ = ["distance_to_truth", "mean_error", "median_distance", "outside_prior"]
+__all__ = [
+    "distance_to_truth",
+    "log_sd_ratio",
+    "max_abs_z",
+    "mean_error",
+    "median_distance",
+    "outside_prior",
+]
 
 
 def mean_error(theta: Tensor | np.ndarray, reference: Tensor | np.ndarray) -> float:
@@ -42,6 +49,69 @@ def mean_error(theta: Tensor | np.ndarray, reference: Tensor | np.ndarray) -> fl
         raise ValueError(f"mean_error: reference has zero spread in dimensions {dims}")
     z = (theta.mean(dim=0) - reference.mean(dim=0)) / scale
     return float(z.square().mean().sqrt())
+
+
+def _moments(theta, reference, name: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Means and (unbiased) standard deviations of both samples, checked."""
+    theta, reference = as_pair(theta, reference)
+    for label, sample in (("theta", theta), ("reference", reference)):
+        if len(sample) < 2:
+            raise ValueError(f"{name}: {label} needs at least 2 samples, got {len(sample)}")
+    scale = reference.std(dim=0)
+    if (scale == 0).any():
+        dims = torch.nonzero(scale == 0).flatten().tolist()
+        raise ValueError(f"{name}: reference has zero spread in dimensions {dims}")
+    return theta.mean(dim=0), theta.std(dim=0), reference.mean(dim=0), scale
+
+
+def max_abs_z(theta: Tensor | np.ndarray, reference: Tensor | np.ndarray) -> float:
+    r"""The largest error of the mean over parameters, in reference standard deviations.
+
+    .. math:: \max_k \frac{|\bar\theta_k - \bar r_k|}{s_k}
+
+    A z-score per parameter: unlike a classifier test it keeps growing with the error when the
+    two samples barely overlap (1 reads "one exact-posterior sd off"). Not symmetric: the
+    reference sets the scale.
+
+    Arguments:
+        theta: Samples of the returned distribution, shape ``(n, d)`` or ``(n,)``, ``n >= 2``.
+        reference: Samples of the exact posterior, shape ``(m, d)``, ``m >= 2``, with a positive
+            spread in every dimension.
+
+    Returns:
+        The largest absolute z-score, ``>= 0`` (0 is ideal).
+    """
+    mean, _, ref_mean, scale = _moments(theta, reference, "max_abs_z")
+    return float(((mean - ref_mean) / scale).abs().max())
+
+
+def log_sd_ratio(theta: Tensor | np.ndarray, reference: Tensor | np.ndarray) -> float:
+    r"""The log ratio of returned to reference standard deviation farthest from 0.
+
+    .. math:: \ell_{k^*}, \quad \ell_k = \log \frac{\operatorname{sd}(\theta_k)}{s_k},
+              \quad k^* = \arg\max_k |\ell_k|
+
+    Signed: ``< 0`` the returned distribution is too narrow (overconfident) in that parameter,
+    ``> 0`` too wide (``log 2 = 0.69``: twice as wide). A posterior for :math:`m` of
+    :math:`n` iid observations is too wide by about :math:`\frac12 \log(n/m)`.
+
+    Arguments:
+        theta: Samples of the returned distribution, shape ``(n, d)`` or ``(n,)``, ``n >= 2``.
+        reference: Samples of the exact posterior, shape ``(m, d)``, ``m >= 2``, with a positive
+            spread in every dimension.
+
+    Returns:
+        The signed log ratio (0 is ideal).
+
+    Raises:
+        ValueError: If either sample has zero spread in a dimension (e.g. a point mass).
+    """
+    _, sd, _, scale = _moments(theta, reference, "log_sd_ratio")
+    if (sd == 0).any():
+        dims = torch.nonzero(sd == 0).flatten().tolist()
+        raise ValueError(f"log_sd_ratio: theta has zero spread in dimensions {dims}")
+    logs = torch.log(sd / scale)
+    return float(logs[logs.abs().argmax()])
 
 
 def distance_to_truth(theta: Tensor | np.ndarray, theta_star: Tensor | np.ndarray) -> float:

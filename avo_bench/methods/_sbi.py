@@ -1,0 +1,246 @@
+r"""Plumbing shared by the ``sbi``-backed methods: seeding, training data, training, MCMC.
+
+Every ``sbi``-based method (:mod:`avo_bench.methods.neural` and those built on it) follows the
+same steps, each a function here:
+
+1. :func:`single_simulations`: :math:`B` prior draws and one simulation each, every row charged
+   to the budget (``sbi`` never simulates by itself);
+2. :func:`train`: ``append_simulations(...).train(...)`` with the config's training fields,
+   quietly, and :func:`history` of its losses (non-finite losses raise); NLE's estimator for
+   the data by :func:`likelihood_estimator` (a categorical net for counts);
+3. sampling, directly (NPE) or by :func:`mcmc_sample`: ``sbi``'s ``MCMCPosterior`` with its
+   vectorized slice sampler on any potential (:mod:`avo_bench.methods._sbi_iid` builds the
+   potential of an iid observed set).
+
+**Randomness.** ``sbi`` draws from the global torch (and, in its slice sampler, numpy) RNGs.
+Library code must not seed global state, so every ``sbi`` call runs inside
+:func:`seeded_global_rngs`: ``torch.random.fork_rng`` plus a saved and restored numpy state,
+seeded from an integer drawn from the method's generator (:func:`sbi_seed`). Same seed, same
+result, and the caller's global RNG states are unchanged afterwards. Global state is
+process-wide, so two fits must not run in threads of one process at once.
+
+References:
+    Tejero-Cantero et al., "sbi: A toolkit for simulation-based inference", JOSS 2020,
+    https://doi.org/10.21105/joss.02505
+
+    Neal, "Slice sampling", Annals of Statistics 2003, https://arxiv.org/abs/physics/0009028
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ._base import CountingSimulator
+
+__all__ = [
+    "FLOWS",
+    "INIT_STRATEGIES",
+    "INSTALL_HINT",
+    "LIKELIHOODS",
+    "MAX_CATEGORIES",
+    "MAX_ROWS",
+    "MCMCSettings",
+    "history",
+    "likelihood_estimator",
+    "mcmc_sample",
+    "quiet",
+    "sbi_seed",
+    "seeded_global_rngs",
+    "single_simulations",
+    "train",
+]
+
+INSTALL_HINT = "pip install 'avo-bench[sbi]'"
+FLOWS = ("maf", "nsf", "mdn", "made")
+LIKELIHOODS = ("auto", "categorical", *FLOWS)
+MAX_CATEGORIES = 1024  # count data above this use a flow (a categorical net per value is wasteful)
+INIT_STRATEGIES = ("resample", "sir", "proposal")
+MAX_ROWS = 2**16  # rows per simulator call or network evaluation: bounds memory
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int, device: torch.device) -> Iterator[None]:
+    """Seeds the global torch/numpy RNGs for ``sbi`` and restores them afterwards."""
+    devices = [device] if device.type == "cuda" else []
+    numpy_state = np.random.get_state()  # noqa: NPY002 (sbi's slice sampler uses it)
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            torch.cuda.default_generators[device.index or 0].manual_seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)  # noqa: NPY002
+
+
+def sbi_seed(generator: torch.Generator) -> int:
+    """One integer from ``generator`` that seeds ``sbi``'s global RNGs for a fit."""
+    return int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+
+
+def single_simulations(
+    simulator: CountingSimulator, budget: int, generator: torch.Generator, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """``budget`` prior draws and one simulation at each, every one charged to the budget.
+
+    Returns:
+        ``theta`` of shape ``(budget, d)`` and ``x`` of shape ``(budget, k)`` (each observation
+        flattened), both ``float32`` on ``device``.
+    """
+    theta = simulator.prior.sample((budget,), generator=generator, device=device)
+    x = torch.cat([simulator.simulate(rows, generator) for rows in theta.split(MAX_ROWS)])
+    return theta, x.flatten(start_dim=1).float()
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silences ``sbi``'s printed convergence message and its expected warnings."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # 1-D data or parameters are expected here (poisson): sbi's note that a flow on a 1-D
+        # space is limited to Gaussians would otherwise repeat for every cell; likewise its
+        # reminders about discrete columns (we pass them as documented).
+        warnings.filterwarnings("ignore", message="In one-dimensional output space")
+        warnings.filterwarnings("ignore", message="The mixed neural density estimator assumes")
+        warnings.filterwarnings("ignore", message="Inferring num_categories from batch_x")
+        yield
+
+
+def train(inference, theta: Tensor, x: Tensor, config) -> torch.nn.Module:
+    """``inference.append_simulations(theta, x).train(...)`` with ``config``'s training fields
+    (``training_batch_size``, ``learning_rate``, ``stop_after_epochs``, ``max_num_epochs``)."""
+    with quiet():
+        return inference.append_simulations(theta, x).train(
+            training_batch_size=config.training_batch_size,
+            learning_rate=config.learning_rate,
+            stop_after_epochs=config.stop_after_epochs,
+            max_num_epochs=config.max_num_epochs,
+        )
+
+
+def history(inference) -> pd.DataFrame:
+    """Per-epoch training and validation losses of a trained ``sbi`` trainer.
+
+    Raises:
+        FloatingPointError: If a loss is not finite.
+    """
+    summary = getattr(inference, "_summary", {})
+    train_loss, valid = summary.get("training_loss", []), summary.get("validation_loss", [])
+    table = pd.DataFrame(
+        {"iteration": range(len(train_loss)), "training_loss": train_loss,
+         "validation_loss": valid}
+    )  # fmt: skip
+    if not np.isfinite(table[["training_loss", "validation_loss"]].to_numpy()).all():
+        raise FloatingPointError(f"sbi training produced a non-finite loss:\n{table.tail()}")
+    return table
+
+
+def _is_counts(*tensors: Tensor) -> bool:
+    return all(bool(((t >= 0) & (t == t.round()) & (t < MAX_CATEGORIES)).all()) for t in tensors)
+
+
+def _categorical(num_categories: int, num_columns: int):
+    """Builder of ``sbi``'s categorical mass estimator on the values ``0..num_categories-1``
+    (MNLE's discrete net: 50 hidden features, 2 blocks, z-scored parameters)."""
+
+    def build(batch_theta: Tensor, batch_x: Tensor):  # sbi's NLE builder signature
+        from sbi.neural_nets.estimators import CategoricalMADE, CategoricalMassEstimator
+        from sbi.utils.sbiutils import standardizing_net
+
+        net = CategoricalMADE(
+            num_categories=torch.full((num_columns,), num_categories),
+            num_hidden_features=50,
+            num_context_features=batch_theta.shape[1],
+            embedding_net=standardizing_net(batch_theta),
+        )
+        return CategoricalMassEstimator(net, batch_x[0].shape, batch_theta[0].shape)
+
+    return build
+
+
+def likelihood_estimator(choice: str, x: Tensor, points: Tensor):
+    """NLE's density estimator for ``choice`` (``"auto"``, ``"categorical"`` or a flow name).
+
+    ``"auto"``: the categorical mass estimator for count data (every training value ``x`` and
+    observed point an integer in ``0..MAX_CATEGORIES-1``), else ``"nsf"``.
+
+    Returns:
+        The resolved name and what ``sbi.inference.NLE(density_estimator=...)`` takes.
+
+    Raises:
+        ValueError: For ``"categorical"`` on data that are not counts.
+    """
+    if choice == "auto":
+        choice = "categorical" if _is_counts(x, points) else "nsf"
+    if choice != "categorical":
+        return choice, choice
+    if not _is_counts(x, points):
+        raise ValueError(
+            f"nle: estimator 'categorical' needs count data (integers in 0..{MAX_CATEGORIES - 1}); "
+            f"choose one of {FLOWS} for these data"
+        )
+    top = int(max(x.max(), points.max())) + 1
+    return "categorical", _categorical(top, x.shape[1])
+
+
+@dataclass(frozen=True)
+class MCMCSettings:
+    """Settings of ``sbi``'s vectorized slice sampler (``slice_np_vectorized``).
+
+    Attributes:
+        num_chains: Parallel chains (one batched potential evaluation per step for all).
+        warmup_steps: Discarded steps per chain (the bracket widths are tuned during them).
+        thin: Keep every ``thin``-th step.
+        init_strategy: ``"resample"`` (prior candidates resampled by their potential),
+            ``"sir"`` (by potential minus prior) or ``"proposal"`` (prior draws).
+        init_candidates: Prior candidates evaluated for ``resample``/``sir``.
+    """
+
+    num_chains: int = 20
+    warmup_steps: int = 50
+    thin: int = 1
+    init_strategy: str = "resample"
+    init_candidates: int = 1000
+
+
+def mcmc_sample(potential, prior, settings: MCMCSettings, num_samples: int) -> Tensor:
+    """``num_samples`` draws of ``exp(potential)`` by ``sbi``'s vectorized slice sampler.
+
+    The chains run in the unconstrained space of ``sbi``'s ``mcmc_transform(prior)`` (a
+    logit-type map for a box prior), so they never leave the prior support.
+
+    Arguments:
+        potential: An ``sbi`` ``BasePotential`` (``theta (c, d) -> (c,)``) with its ``x_o`` set.
+        prior: The prior as a ``torch.distributions`` object (initialization and transform).
+        settings: The sampler's settings.
+        num_samples: Number of draws returned.
+
+    Returns:
+        Draws of shape ``(num_samples, d)``.
+    """
+    from sbi.inference.posteriors import MCMCPosterior
+    from sbi.utils.sbiutils import mcmc_transform
+
+    posterior = MCMCPosterior(
+        potential,
+        proposal=prior,
+        theta_transform=mcmc_transform(prior, device=potential.device),
+        method="slice_np_vectorized",
+        num_chains=settings.num_chains,
+        warmup_steps=settings.warmup_steps,
+        thin=settings.thin,
+        init_strategy=settings.init_strategy,
+        init_strategy_parameters={"num_candidate_samples": settings.init_candidates},
+    )
+    with quiet():
+        samples = posterior.sample((num_samples,), x=potential.x_o, show_progress_bars=False)
+    return samples.reshape(num_samples, -1)
