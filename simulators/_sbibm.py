@@ -221,7 +221,7 @@ def make_target(
     if isinstance(prior, BoxUniform):
         low, width = prior.low, prior.high - prior.low
         to_theta = lambda u: low + width * torch.sigmoid(u)  # noqa: E731
-        from_theta = lambda theta: torch.logit((theta - low) / width)  # noqa: E731
+        from_theta = lambda theta: torch.logit((theta - low) / width, eps=1e-12)  # noqa: E731
 
         def log_prior(u: Tensor) -> Tensor:
             return -(torch.nn.functional.softplus(u) + torch.nn.functional.softplus(-u)).sum(-1)

@@ -7,9 +7,10 @@ with a fixed design matrix :math:`X` (100 x 10): a column of ones (offset) and n
 copies of a white-noise stimulus, :math:`X_{t, j+1} = I_{t-j}` (zero before the stimulus).
 The stimulus is ``np.random.RandomState(42).randn(100)`` in float32, as sbibm built it; the
 stimulus and :math:`X` are identical to sbibm's stored ``stimulus_I.pt`` and
-``design_matrix.pt`` (checked bit for bit in the tests' development, commit f0bc440). The
-summary is sbibm's: the spike count and the spike-triggered sums of the last nine lags
-(sbibm computes them with a ``conv1d``, which equals :math:`X^\top y`). The prior is
+``design_matrix.pt`` (compared bit for bit with sbibm's files at commit f0bc440), and so is the
+prior precision below (computed in float32 as sbibm does). The summary is sbibm's: the spike
+count and the spike-triggered sums of the last nine lags (sbibm computes them with a
+``conv1d``, which equals :math:`X^\top y`). The prior is
 :math:`\mathcal{N}(0, B^{-1})` with precision :math:`B_{00} = 0.5` (offset) and
 :math:`B_{1:, 1:} = F^\top F`, :math:`F = D^2 + \mathrm{diag}(\sqrt{k/9})`, :math:`D` the first
 difference matrix (a smoothness prior on the filter).
