@@ -1,21 +1,32 @@
-"""asv benchmarks of AVO's kernels: one critic step, one proposal step, one full iteration.
+"""asv benchmarks of AVO's kernels: one critic step, one proposal step, one full iteration, and
+the hand-written numerics against the library's.
 
-All three call the library's own code paths (:mod:`avo_bench.methods._critics`,
+The first four call the library's own code paths (:mod:`avo_bench.methods._critics`,
 :mod:`avo_bench.methods._proposals`, :func:`avo_bench.methods.avo.fit`) on the Weinberg
 simulator at the paper's settings: a (10, 10) leaky-ReLU critic, critic batches of 32 simulated
 and 32 observed rows, proposal steps on 64 simulations, 100 critic steps per iteration
 (Louppe, Hermans and Cranmer, AISTATS 2019, https://arxiv.org/abs/1707.07113). The training
 loop keeps its steps inside one function, so the benchmarks compose them from the same calls
 the loop makes, in the same order (see each method's docstring).
+
+:class:`CriticGradient` and :class:`AdamStep` time the hand-written WGAN-GP gradient
+(:meth:`~avo_bench.methods._critics.MLPCritic.loss_and_grad`) and
+:class:`~avo_bench.methods._nn.FlatAdam` against autograd's double backward, ``torch.func`` and
+``torch.optim.Adam``, eager and ``torch.compile``-d (:data:`GRADIENTS`, :data:`OPTIMIZERS`);
+``benchmarks/speed_avo.py`` prints the ratios.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from avo_bench.methods import CountingSimulator, get_method
 from avo_bench.methods._critics import MLPCritic, critic_epoch, generator_loss
@@ -35,6 +46,152 @@ N_OBS = 5_000  # observed events, the pool of the critic's observed minibatches
 def paper_config(**changes) -> AVOConfig:
     """The paper's Weinberg configuration with ``changes`` applied."""
     return AVOConfig(**{**WEINBERG_PAPER, **changes})
+
+
+# hand-written numerics and their library counterparts --------------------------------------
+
+
+def _split(batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    m = batch.shape[0] // 3
+    return batch[:m], batch[m : 2 * m], batch[2 * m :]
+
+
+def _hand(critic: MLPCritic, penalty: float) -> Callable[[Tensor], Tensor]:
+    # the library's path: closed-form gradient of the WGAN-GP loss
+    return lambda batch: critic.loss_and_grad(batch, "wgan-gp", penalty, stats=False)[1]
+
+
+def _autograd(critic: MLPCritic, penalty: float) -> Callable[[Tensor], Tensor]:
+    # autograd's double backward through MLPCritic.loss (the tests' reference)
+    def gradient(batch: Tensor) -> Tensor:
+        leaf = critic.params.detach().requires_grad_(True)
+        critic._bind(leaf)
+        try:
+            loss = critic.loss(*_split(batch), "wgan-gp", penalty)
+            (grad,) = torch.autograd.grad(loss, leaf)
+        finally:
+            critic._bind(critic.params)
+        return grad
+
+    return gradient
+
+
+def _func(critic: MLPCritic, penalty: float) -> Callable[[Tensor], Tensor]:
+    # torch.func: the input gradient of the penalty by an inner grad, the loss by an outer one
+    layers = list(itertools.pairwise(critic.widths))
+
+    def forward(params: Tensor, x: Tensor) -> Tensor:
+        offset = 0
+        for i, (fan_in, fan_out) in enumerate(layers):
+            weight = params[offset : offset + fan_in * fan_out].view(fan_out, fan_in)
+            offset += fan_in * fan_out
+            x = F.linear(x, weight, params[offset : offset + fan_out])
+            offset += fan_out
+            x = F.leaky_relu(x, critic.slope) if i < len(layers) - 1 else x
+        return x.squeeze(-1)
+
+    def loss(params: Tensor, batch: Tensor) -> Tensor:
+        fake, real, hat = _split(batch)
+        grad_x = torch.func.grad(lambda x: forward(params, x).sum())(hat)
+        norm = torch.linalg.vector_norm(grad_x, dim=-1)
+        adversarial = forward(params, fake).mean() - forward(params, real).mean()
+        return adversarial + penalty * ((norm - 1) ** 2).mean()
+
+    grad = torch.func.grad(loss)
+    return lambda batch: grad(critic.params, batch)
+
+
+def _compiled(make: Callable) -> Callable:
+    def build(critic: MLPCritic, penalty: float) -> Callable[[Tensor], Tensor]:
+        return torch.compile(make(critic, penalty), dynamic=False)
+
+    return build
+
+
+GRADIENTS = {
+    "hand": _hand,
+    "hand-compiled": _compiled(_hand),
+    "autograd": _autograd,
+    "func": _func,
+    "func-compiled": _compiled(_func),
+}
+"""Ways to compute the WGAN-GP critic gradient: ``GRADIENTS[name](critic, penalty)(batch)``
+with ``batch`` the ``(3m, features)`` rows of :meth:`MLPCritic.loss_and_grad`. Autograd's
+double backward does not compile (``torch.compile`` graph-breaks on ``create_graph``)."""
+
+
+def _flat_adam(params: Tensor, lr: float, betas: tuple[float, float]) -> Callable:
+    return FlatAdam(params, lr, betas).step
+
+
+def _torch_adam(compiled: bool = False, **options) -> Callable:
+    def build(params: Tensor, lr: float, betas: tuple[float, float]) -> Callable:
+        leaf = params.requires_grad_(True)  # the flat tensor itself, updated in place
+        lr = torch.tensor(lr) if compiled else lr  # a tensor lr avoids recompiles on change
+        optimizer = torch.optim.Adam([leaf], lr=lr, betas=betas, **options)
+        step = torch.compile(optimizer.step) if compiled else optimizer.step
+
+        def update(grad: Tensor) -> None:
+            leaf.grad = grad
+            step()
+
+        return update
+
+    return build
+
+
+OPTIMIZERS = {
+    "flat": _flat_adam,
+    "torch": _torch_adam(foreach=False),
+    "torch-foreach": _torch_adam(foreach=True),
+    "torch-fused": _torch_adam(fused=True),
+    "torch-compiled": _torch_adam(compiled=True),
+}
+"""Adam on one flat parameter tensor: ``OPTIMIZERS[name](params, lr, betas)(grad)``."""
+
+
+class CriticGradient:
+    """The WGAN-GP critic gradient of one step, per implementation of :data:`GRADIENTS` (the
+    compiled ones compile in ``setup``)."""
+
+    params = (DEVICES, list(GRADIENTS), [32, 256])
+    param_names = ["device", "implementation", "critic_batch"]
+    timeout = 600
+
+    def setup(self, device, implementation, m):
+        self.device = setup_device(device)
+        g = torch.Generator(self.device).manual_seed(0)
+        self.critic = MLPCritic(1, (10, 10), g)
+        fake = torch.randn(m, 1, generator=g, device=self.device) + 1.0
+        real = torch.randn(m, 1, generator=g, device=self.device)
+        eps = torch.rand(m, 1, generator=g, device=self.device)
+        self.batch = torch.cat([fake, real, eps * real + (1 - eps) * fake])
+        self.gradient = GRADIENTS[implementation](self.critic, WEINBERG_PAPER["penalty"])
+        self.gradient(self.batch)  # warm-up (and compilation)
+
+    def time_critic_gradient(self, device, implementation, m):
+        self.gradient(self.batch)
+        sync(self.device)
+
+
+class AdamStep:
+    """One Adam step on the paper critic's 141 flat parameters, per :data:`OPTIMIZERS`."""
+
+    params = (DEVICES, list(OPTIMIZERS))
+    param_names = ["device", "implementation"]
+    timeout = 600
+
+    def setup(self, device, implementation):
+        self.device = setup_device(device)
+        g = torch.Generator(self.device).manual_seed(0)
+        params = MLPCritic(1, (10, 10), g).params
+        self.grad = torch.randn(params.shape, generator=g, device=self.device)
+        self.step = OPTIMIZERS[implementation](params, 0.01, (0.9, 0.999))
+        self.step(self.grad)  # warm-up (and compilation)
+
+    def time_adam_step(self, device, implementation):
+        self.step(self.grad)
+        sync(self.device)
 
 
 class CriticStep:

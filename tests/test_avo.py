@@ -15,7 +15,8 @@ from scipy import stats
 from scipy.spatial import distance
 
 import avo_bench
-from avo_bench.methods import SimulatorError, get_method
+from avo_bench.methods import NotApplicable, SimulatorError, get_method
+from avo_bench.methods._avo_config import MIN_BUDGET, PAPER, resolve_schedule
 from avo_bench.methods._critics import CRITIC_LOSSES, MLPCritic
 from avo_bench.methods._nn import FlatAdam
 from avo_bench.methods._proposals import MixtureProposal
@@ -191,6 +192,8 @@ def test_entropy_term_concentrates_the_proposal():
         ("init_std", (0.0,)),
         ("critic_betas", (0.9, 1.0)),
         ("proposal_schedule", "linear"),
+        ("schedule", "fast"),
+        ("reuse_simulations", 1),
     ],
 )
 def test_invalid_config_names_the_field(field, value):
@@ -211,6 +214,7 @@ def test_initial_mean_outside_the_prior_is_rejected():
 def test_budget_counts_every_simulation():
     sim = get_simulator("gaussian", n_obs=200)
     options = dict(
+        schedule="paper",  # fresh simulations for every critic step and the proposal step
         reuse_simulations=False,
         critic_pool=None,
         n_critic=3,
@@ -224,8 +228,71 @@ def test_budget_counts_every_simulation():
     assert result.num_simulations == warmup + epochs * per_epoch
     assert len(result.history) == result.extras["epochs"] == epochs
     assert result.history["num_simulations"].iloc[-1] == result.num_simulations
-    with pytest.raises(ValueError, match="budget of 20 simulations is too small"):
+    with pytest.raises(NotApplicable, match="budget of 20 simulations is below the minimum of"):
         _fit("avo", sim, 20, **options)
+
+
+# schedule ------------------------------------------------------------------------------------
+
+BUDGETS = (100, 300, 1_000, 10_000, 100_000, 1_000_000)
+
+
+def test_budget_schedule_runs_longer_and_anneals_as_the_budget_grows():
+    plans = [resolve_schedule(AVOConfig(), budget) for budget in BUDGETS]
+    epochs = [plan.epochs for plan in plans]
+    assert epochs == sorted(epochs) and epochs[0] >= 10
+    for budget, plan in zip(BUDGETS, plans, strict=True):
+        spent = plan.warmup_simulations + plan.epochs * plan.simulations_per_epoch
+        assert budget - plan.simulations_per_epoch < spent <= budget  # the budget is used
+        assert plan.proposal_schedule == "cosine" and plan.reuse_simulations
+
+
+def test_explicit_values_win_over_the_schedule():
+    config = AVOConfig(n_critic=7, proposal_lr=0.3, critic_pool=40, proposal_schedule="constant")
+    plan = resolve_schedule(config, 10_000)
+    assert (plan.n_critic, plan.proposal_lr, plan.critic_pool) == (7, 0.3, 40)
+    assert plan.proposal_schedule == "constant" and plan.simulations_per_epoch == 40
+
+
+def test_paper_schedule_is_the_papers():
+    plan = resolve_schedule(AVOConfig(schedule="paper"), 1_000_000)
+    assert {name: getattr(plan, name) for name in PAPER} == PAPER
+    assert plan.simulations_per_epoch == 100 * 32 + 64  # fresh for every critic step
+    assert plan.warmup_simulations == 100 * 32
+
+
+def test_budget_below_the_minimum_is_not_applicable_and_names_it():
+    sim = get_simulator("gaussian", n_obs=200)
+    with pytest.raises(NotApplicable, match=f"below the minimum of {MIN_BUDGET}"):
+        _fit("avo", sim, MIN_BUDGET - 1)
+    assert _fit("avo", sim, MIN_BUDGET)[0].num_simulations <= MIN_BUDGET
+
+
+@pytest.mark.parametrize("method", ["avo", "reparam"])
+def test_a_single_observation_is_not_applicable(method):
+    sim = get_simulator("gaussian", n_obs=1)
+    reason = get_method(method).applicable(sim)
+    assert "n_obs = 1" in reason and "point mass" in reason
+    with pytest.raises(NotApplicable, match="n_obs = 1"):
+        _fit(method, sim, 10_000)
+    many = get_simulator("gaussian", n_obs=100)  # x_obs of one row for a simulator of many
+    with pytest.raises(NotApplicable, match="point mass"):
+        avo_bench.fit(method, many, many.observe(1, generator=torch.Generator()), budget=1000)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "poisson", "weinberg", "ising", "rosenbrock"])
+def test_the_tiny_budget_beats_the_prior(name):
+    # The tiny preset (budget 300, n_obs <= 200): the adapted schedule (8 simulations per
+    # epoch, 36 epochs) must beat the prior row's data-space W1 on every task.
+    task = avo_bench.task(name, seed=0, preset="tiny", n_obs=200)
+    g = torch.Generator().manual_seed(1)
+    result = avo_bench.fit("avo", task.simulator, task.x_obs, budget=300, generator=g)
+    prior = task.simulator.prior.sample((1000,), generator=g)
+    w1 = {}
+    for label, theta in (("avo", result.theta), ("prior", prior)):
+        rows = avo_bench.score(task, theta, seed=2, preset="tiny").set_index(["space", "metric"])
+        w1[label] = rows.loc[("data", "wasserstein1"), "value"]
+    assert w1["avo"] < w1["prior"]
 
 
 def test_same_seed_same_result():
@@ -251,14 +318,17 @@ def test_average_zero_returns_the_last_iterate():
 def test_cosine_schedule_anneals_the_proposal_step():
     sim = get_simulator("gaussian", n_obs=200)
     options = dict(epochs=40, average=0.0, proposal_lr=0.05)
-    constant, _ = _fit("avo", sim, 10_000, **options)
+    constant, _ = _fit("avo", sim, 10_000, proposal_schedule="constant", **options)
     cosine, _ = _fit("avo", sim, 10_000, proposal_schedule="cosine", **options)
+    epoch = torch.arange(40, dtype=torch.float64)
+    expected = 0.05 * (1 + torch.cos(math.pi * epoch / 40)) / 2
+    assert torch.allclose(torch.tensor(cosine.history["step_size"].to_numpy()), expected)
+    assert (constant.history["step_size"] == 0.05).all()
     moves = {}
     for name, result in (("constant", constant), ("cosine", cosine)):
         means = result.history[["mean_theta1", "mean_theta2"]].to_numpy()
-        steps = abs(means[1:] - means[:-1]).sum(1)
-        moves[name] = steps[-5:].mean()  # Adam moves ~lr per coordinate and step
-    assert moves["cosine"] < moves["constant"] / 20  # lr * (1 + cos(pi * 35/40)) / 2 < lr / 25
+        moves[name] = abs(means[1:] - means[:-1]).sum(1)[-5:].mean()
+    assert moves["cosine"] < moves["constant"] / 4  # measured 8.5x; step sizes differ 26x
 
 
 class _Broken(Gaussian):
@@ -271,7 +341,7 @@ class _Broken(Gaussian):
 def test_nan_simulations_stop_the_fit_naming_the_simulator():
     sim = _Broken(n_obs=100)
     sim.name = "broken"
-    with pytest.raises(SimulatorError, match=r"broken: simulate returned NaN or inf for 64 of"):
+    with pytest.raises(SimulatorError, match=r"broken: simulate returned NaN or inf for \d+ of"):
         _fit("avo", sim, 2000)
 
 
@@ -281,7 +351,7 @@ def test_gaussian_moves_toward_the_posterior_mean(critic_loss):
     result, x_obs = _fit("avo", sim, 10_000, critic_loss=critic_loss)
     target = sim.posterior(x_obs).mean().float()
     assert float((result.theta.mean(0) - target).norm()) < 0.35  # from 0.71 at the prior
-    assert result.theta.shape == (1000, 2)
+    assert result.theta.shape == (10_000, 2)  # the default num_samples
     columns = {"iteration", "critic_loss", "critic_gap", "grad_var", "mean_theta1", "std_theta2"}
     assert columns <= set(result.history.columns)
 
@@ -302,6 +372,7 @@ def test_rosenbrock_mixture_improves_the_predictive():
 # paper reproductions (slow) ------------------------------------------------------------------
 
 POISSON_PAPER = dict(
+    schedule="paper",
     coordinates="raw",
     init_mean=(math.log(5.0),),
     init_std=(1.0,),
@@ -342,7 +413,7 @@ def test_gaussian_converges_with_a_large_budget():
 
 
 WEINBERG_ANNEALED = dict(
-    init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, batch_size=64,
+    schedule="paper", init_mean=(45.0, 1.0), init_std=(1.0, 0.1), penalty=0.0025, batch_size=64,
     critic_batch_size=32, n_critic=100, critic_pool=None, critic_warmup=1000,
     reuse_simulations=False, standardize_x=False, critic_lr=0.01, critic_betas=(0.9, 0.999),
     proposal_lr=0.01, proposal_betas=(0.9, 0.999), epochs=300, num_samples=50_000,
@@ -375,3 +446,33 @@ def test_weinberg_paper_settings_predictive(gamma):
     mean = torch.tensor([[result.extras["final_mean_E_beam"], result.extras["final_mean_G_f"]]])
     assert float(asymmetry(result.theta.double()).mean()) == pytest.approx(c_star, abs=0.05)
     assert float(asymmetry(mean)) == pytest.approx(c_star, abs=0.05 if gamma > 0 else 0.1)
+
+
+# the budget-aware schedule on grid tasks (slow) ----------------------------------------------
+
+
+FRESH_SEED = 7  # the schedule was tuned on seeds 0, 1, 5 and 6; the budget curves use 0-4
+
+
+def _grid_scores(name: str, seed: int, budget: int):
+    # A grid cell of the paper preset (its task and scores), on a run seed the schedule was
+    # not tuned on.
+    task = avo_bench.task(name, seed=seed, preset="paper")
+    result = avo_bench.fit("avo", task.simulator, task.x_obs, budget=budget, seed=seed)
+    rows = avo_bench.score(task, result.theta, seed=seed, preset="paper")
+    return rows.set_index(["space", "metric"])["value"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["poisson", "rosenbrock"])
+def test_predictive_improves_from_1e4_to_1e5(name):
+    w1 = {
+        b: _grid_scores(name, FRESH_SEED, b)[("data", "wasserstein1")] for b in (10_000, 100_000)
+    }
+    assert w1[100_000] <= w1[10_000]
+
+
+@pytest.mark.slow
+def test_weinberg_asymmetry_at_1e5():
+    # Only c(E_beam, G_f) is identified: the distance to theta* is |E_q[c] - c*|.
+    assert _grid_scores("weinberg", FRESH_SEED, 100_000)[("truth", "distance_to_truth")] <= 0.05

@@ -24,14 +24,19 @@ def _fit(simulator, budget, seed=0, **options):
 
 
 @pytest.mark.parametrize("name", sorted(SIMULATORS))
-def test_applicable_follows_differentiability(name):
+def test_applicable_follows_differentiability_and_the_observed_set(name):
     simulator = SIMULATORS[name]()
     reason = applicable(simulator)
-    assert (reason is None) == simulator.differentiable
-    if reason is not None:
+    assert (reason is None) == (simulator.differentiable and simulator.n_obs >= 2)
+    x_obs = torch.zeros(simulator.n_obs, *simulator.x_shape)  # refused before any use
+    if not simulator.differentiable:
         assert name in reason and "differentiable" in reason
         with pytest.raises(NotApplicable, match="not differentiable"):
-            _fit(simulator, 10_000)
+            avo_bench.fit("reparam", simulator, x_obs, budget=10_000)
+    elif reason is not None:  # one observation: as for avo
+        assert name in reason and "n_obs = 1" in reason
+        with pytest.raises(NotApplicable, match="n_obs = 1"):
+            avo_bench.fit("reparam", simulator, x_obs, budget=10_000)
 
 
 def test_pathwise_gradient_uses_the_simulator_gradient():

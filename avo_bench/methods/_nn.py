@@ -69,8 +69,12 @@ def reset_parameters_(module: nn.Module, generator: torch.Generator) -> nn.Modul
 class FlatAdam:
     r"""Adam (Kingma and Ba, 2015) on one flat parameter tensor, updated in place.
 
-    Equivalent to ``torch.optim.Adam`` (no weight decay, no amsgrad) but without its
-    per-step bookkeeping, which dominates for the tiny critics of AVO run for 10^4-10^5 steps.
+    Equivalent to ``torch.optim.Adam`` (no weight decay, no amsgrad; within 1e-7 after 100
+    steps) but without its per-step bookkeeping, which dominates for the tiny critics of AVO
+    run for 10^4-10^5 steps: 0.019-0.026 ms per step on the 141 parameters of AVO's critic
+    against 0.061-0.109 ms for ``torch.optim.Adam`` (3.2-4.3x), 0.061-0.082 ms fused
+    (3.2x), 0.098-0.153 ms foreach and 0.061-0.093 ms ``torch.compile``-d (3.2-3.6x, after
+    4-8 s of compilation), CPU, one thread (``python benchmarks/speed_avo.py --numerics``).
     :meth:`reset` clears the moments, as AVO does at each epoch.
 
     Arguments:

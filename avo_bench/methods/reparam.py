@@ -35,6 +35,7 @@ from ._base import CountingSimulator, NotApplicable, Result
 from ._critics import MLPCritic, generator_loss
 from ._proposals import MixtureProposal
 from .avo import AVOConfig, Draw, train
+from .avo import applicable as avo_applicable
 
 __all__ = ["ReparamConfig", "applicable", "fit", "pathwise_grad"]
 
@@ -50,13 +51,14 @@ class ReparamConfig(AVOConfig):
 
 
 def applicable(simulator: Simulator) -> str | None:
-    """``None`` for a differentiable simulator, otherwise the reason the method does not apply."""
-    if getattr(simulator, "differentiable", False):
-        return None
-    return (
-        f"reparam needs pathwise gradients through the simulator, but {simulator.name!r} "
-        "is not differentiable (differentiable=False)"
-    )
+    """``None`` for a differentiable simulator with an observed set (as ``avo``), otherwise
+    the reason the method does not apply."""
+    if not getattr(simulator, "differentiable", False):
+        return (
+            f"reparam needs pathwise gradients through the simulator, but {simulator.name!r} "
+            "is not differentiable (differentiable=False)"
+        )
+    return avo_applicable(simulator)
 
 
 def pathwise_grad(
