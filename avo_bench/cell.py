@@ -56,6 +56,7 @@ def _rows(cell: Cell, scores: list[Score], **common) -> list[dict]:
         "method": cell.method,
         "seed": cell.seed,
         "budget": cell.budget,
+        "n_obs": cell.n_obs,
         "device": cell.device,
         "cell_seed": cell.cell_seed,
         "config": json.dumps(cell.method_config, sort_keys=True, default=str),

@@ -19,8 +19,10 @@ from simulators import SIMULATORS, simulator_options
 
 __all__ = ["main"]
 
-RUN_KEYS = ("simulators", "methods", "seeds", "budgets", "preset", "device", "out", "jobs",
-            "executor", "scheduler", "threads", "quiet", "retry_errors", "report")  # fmt: skip
+RUN_KEYS = ("simulators", "methods", "seeds", "budgets", "n_obs", "preset", "device", "out", "jobs",
+            "executor", "scheduler", "threads", "cell_timeout", "quiet", "retry_errors",
+            "replace_methods", "report")  # fmt: skip
+PLAIN = ("preset", "device", "out", "jobs", "executor", "scheduler", "threads", "cell_timeout")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -107,10 +109,9 @@ def _run_options(args: argparse.Namespace) -> dict:
         "budgets": [_integer(t, "budget") for t in _tokens(args.budgets)]
         if args.budgets
         else None,
-        **{
-            k: getattr(args, k)
-            for k in ("preset", "device", "out", "jobs", "executor", "scheduler", "threads")
-        },
+        "n_obs": [_integer(t, "n_obs") for t in _tokens(args.n_obs)] if args.n_obs else None,
+        **{k: getattr(args, k) for k in PLAIN},
+        "replace_methods": _tokens(args.replace_methods),
         "quiet": True if args.quiet else None,
         "retry_errors": True if args.retry_errors else None,
         "report": False if args.no_report else None,
@@ -128,6 +129,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    from avo_bench.results import CELL_KEY
     from avo_bench.runner import CellErrors, failure_summary, run
 
     options = _run_options(args)
@@ -139,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CellErrors)  # printed below instead
         rows = run(**options)
-    cells = rows.drop_duplicates(["simulator", "method", "seed", "budget"])
+    cells = rows.drop_duplicates(CELL_KEY)
     counts = ", ".join(f"{v} {k}" for k, v in cells.status.value_counts().items())
     out = options.get("out") or f"results/{options.get('preset', 'quick')}"
     print(f"{len(cells)} cells ({counts}); results in {out}/results.csv")
@@ -155,7 +157,10 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from avo_bench.report import write_report
 
-    print(write_report(args.dir))
+    try:
+        print(write_report(args.dir))
+    except OSError as error:  # e.g. a read-only directory: a usage error, not a crash
+        raise ValueError(f"cannot write the report into {args.dir}: {error}") from None
     return 0
 
 
@@ -193,6 +198,9 @@ def _run_parser(commands) -> None:
                    "list (0,5,7 or 5,); default 1")  # fmt: skip
     p.add_argument("--budgets", nargs="+", metavar="B", help="simulation budgets "
                    "(e.g. 1000,10000); default: the preset's")  # fmt: skip
+    p.add_argument("--n-obs", nargs="+", metavar="N", help="numbers of observations: every "
+                   "task with an iid observed set runs at each (e.g. 1,10,100,1000); default: "
+                   "the preset's ladder (iid), else each task's own n_obs")  # fmt: skip
     p.add_argument("--preset", choices=list(PRESETS), help=f"default quick. {presets}")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--out", metavar="DIR", help="run directory (default results/PRESET)")
@@ -201,11 +209,21 @@ def _run_parser(commands) -> None:
                    "--jobs 1, processes for more, dask with --scheduler")  # fmt: skip
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, tcp://host:port")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per worker (def. 1)")
+    limits = ", ".join(f"{k} {p.cell_timeout:g}" for k, p in PRESETS.items())
+    p.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="wall-time limit of "
+                   "one cell (task, fit, scoring); a cell past it is killed and recorded as "
+                   f"timeout. Default per preset ({limits}); 0: no limit (in-process cells then "
+                   "run in this process)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="method config override, e.g. avo.gamma=5 (repeatable)")  # fmt: skip
     p.add_argument("--option", action="append", default=[], metavar="SIM.KEY=VALUE",
                    help="simulator option, e.g. gaussian.dim=3 (repeatable)")  # fmt: skip
-    p.add_argument("--retry-errors", action="store_true", help="re-run cells that failed")
+    p.add_argument("--retry-errors", action="store_true", help="re-run cells that failed "
+                   "(error or timeout)")  # fmt: skip
+    p.add_argument("--replace-methods", nargs="+", metavar="NAME", help="delete these methods' "
+                   "rows and artifacts in --out and run their cells again with their config as "
+                   "given now (after a method changed); the manifest records the old configs. "
+                   "To resume an interrupted replacement, run again without this flag")  # fmt: skip
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_run)

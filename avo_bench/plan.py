@@ -1,6 +1,7 @@
 """The run plan: presets, validation of every name and option, and the grid of cells.
 
-A run is the grid simulators × methods × seeds × budgets. :func:`make_plan` validates every
+A run is the grid simulators × methods × seeds × budgets (× ``n_obs``, the number of
+observations, for tasks with an iid observed set: :mod:`avo_bench.axes`). :func:`make_plan` validates every
 name and option *before* anything runs and expands the grid into picklable :class:`Cell`
 specifications; the registries are read, never a list of names.
 
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from simulators import SIMULATORS, get_simulator, simulator_options
 
+from .axes import n_obs_options, n_obs_values
 from .formats import jsonable
 from .seeding import derive_seed
 
@@ -36,6 +40,16 @@ class Preset:
         n_param: Largest number of returned ``theta`` rows scored in parameter space.
         n_edges: Size of the fixed-seed observed draw that defines the JS histogram bins.
         description: One line for ``--help``.
+        n_obs: The ``n_obs`` ladder of every task with an iid observed set when the run gives
+            none (``None``: each task's own ``n_obs``); values above a task's largest set are
+            dropped, and a task with a single observation runs it once.
+        simulators, methods: The run's simulators and methods when it names none (``None``:
+            every registered one).
+        seeds: The run's number of seeds when it gives none.
+        cell_timeout: Default wall-time limit of one cell in seconds (task, fit and scoring);
+            a cell past it is stopped and recorded with status ``timeout``. Far above what any
+            registered method needs at the preset's budgets (the reference ``paper`` grid's
+            slowest fit took 72 s on 2 shared cores), it only stops a stalled cell.
     """
 
     budgets: tuple[int, ...]
@@ -43,13 +57,41 @@ class Preset:
     n_param: int
     n_edges: int
     description: str
+    cell_timeout: float = 3600.0
+    n_obs: tuple[int, ...] | None = None
+    simulators: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
+    seeds: int = 1
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset((300,), 200, 300, 2000, "smoke test: budget 300, n_obs <= 200 (seconds)"),
-    "quick": Preset((10_000,), 1000, 1000, 10_000, "budget 10^4, n_obs <= 1000 (minutes)"),
+    "tiny": Preset(
+        (300,),
+        200,
+        300,
+        2000,
+        "smoke test: budget 300, n_obs <= 200 (seconds)",
+        cell_timeout=600.0,
+    ),
+    "quick": Preset(
+        (10_000,), 1000, 1000, 10_000, "budget 10^4, n_obs <= 1000 (minutes)", cell_timeout=1800.0
+    ),
     "paper": Preset(
-        (1_000, 10_000, 100_000), None, 10_000, 20_000, "budgets 10^3/10^4/10^5 (sbibm, AVO)"
+        (1_000, 10_000, 100_000),
+        None,
+        10_000,
+        20_000,
+        "budgets 10^3/10^4/10^5 (sbibm, AVO)",
+        cell_timeout=7200.0,
+    ),
+    "iid": Preset(
+        (10_000,),
+        None,
+        10_000,
+        20_000,
+        "budget 10^4 at n_obs 1/10/100/1000 (iid tasks: the n_obs axis)",
+        cell_timeout=7200.0,
+        n_obs=(1, 10, 100, 1000),
     ),
 }
 
@@ -61,10 +103,11 @@ class Cell:
     Attributes:
         index: Position in the grid (rows are written in this order).
         simulator, method, seed, budget: The cell's coordinates.
-        simulator_options: Full options of the simulator.
+        simulator_options: Full options of the simulator (with the cell's ``n_obs``).
         method_config: Full method config as keyword arguments.
         device: Torch device name.
         scoring: Scoring sizes (``n_param``, ``n_edges``).
+        n_obs: The cell's number of observations (a coordinate of the ``n_obs`` axis).
     """
 
     index: int
@@ -76,14 +119,18 @@ class Cell:
     method_config: dict
     device: str
     scoring: dict
+    n_obs: int = 1
 
     @property
-    def key(self) -> tuple[str, str, int, int]:
-        return (self.simulator, self.method, self.seed, self.budget)
+    def key(self) -> tuple[str, str, int, int, int]:
+        """The cell's coordinates, in the order of :data:`avo_bench.results.CELL_KEY`."""
+        return (self.simulator, self.method, self.seed, self.budget, self.n_obs)
 
     @property
     def cell_seed(self) -> int:
-        return derive_seed("cell", *self.key)
+        """The seed of the cell's method and scores; the same at every ``n_obs`` (common
+        random numbers along the axis, and the seeds of runs from before it)."""
+        return derive_seed("cell", self.simulator, self.method, self.seed, self.budget)
 
 
 @dataclass(frozen=True)
@@ -94,11 +141,16 @@ class Plan:
     identity: dict = field(default_factory=dict)
 
 
+MAX_SEED = 2**63 - 1  # seeds and budgets are stored as int64 in the results table
+
+
 def _names(kind: str, given: Sequence[str] | None, registry: Mapping) -> tuple[str, ...]:
     if given is None:
         return tuple(sorted(registry))
     if isinstance(given, str):
         given = [given]
+    if not _listlike(given):
+        raise ValueError(f"{kind}s must be a list of names, got {given!r}")
     names = tuple(dict.fromkeys(given))
     if not names:
         raise ValueError(f"no {kind}s selected; choose from: {', '.join(sorted(registry))}")
@@ -111,6 +163,9 @@ def _names(kind: str, given: Sequence[str] | None, registry: Mapping) -> tuple[s
 
 
 def _check_overrides(kind: str, overrides: Mapping, registry: Mapping) -> None:
+    if not isinstance(overrides, Mapping):
+        raise ValueError(f"{kind}_options must be a table {{{kind}: {{key: value}}}}, got "
+                         f"{overrides!r}")  # fmt: skip
     for name, values in overrides.items():
         if name not in registry:
             raise ValueError(
@@ -120,27 +175,74 @@ def _check_overrides(kind: str, overrides: Mapping, registry: Mapping) -> None:
             raise ValueError(f"options of {kind} {name!r} must be a table of key = value")
 
 
+def _listlike(value: object) -> bool:
+    """A list, tuple, range, set or array of values (not a string, mapping or scalar)."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
+
+
+def _integer(value: object) -> int | None:
+    """``value`` as an ``int`` if it is an integer (numpy's too, not ``bool``), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
 def _seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
+    count = _integer(seeds)
+    if count is not None:
+        if count < 1:
             raise ValueError(f"seeds: a count must be >= 1, got {seeds}")
-        return tuple(range(seeds))
-    values = tuple(dict.fromkeys(seeds))
-    if not values or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in values):
-        raise ValueError(f"seeds must be a count >= 1 or a list of integers >= 0, got {seeds!r}")
+        if count > 10**6:
+            raise ValueError(f"seeds: a count must be <= {10**6}, got {seeds}")
+        return tuple(range(count))
+    message = (f"seeds must be a count >= 1 or a list of integers in 0..2**63-1, got {seeds!r} "
+               "(e.g. seeds=3 for 0, 1, 2 or seeds=[5])")  # fmt: skip
+    if not _listlike(seeds):
+        raise ValueError(message)
+    values = tuple(dict.fromkeys(_integer(s) for s in seeds))
+    if not values or any(s is None or not 0 <= s <= MAX_SEED for s in values):
+        raise ValueError(message)
     return values
 
 
 def _budgets(budgets: Sequence[int]) -> tuple[int, ...]:
-    values = tuple(dict.fromkeys(budgets))
-    for budget in values:
+    if not _listlike(budgets):
+        raise ValueError(
+            f"budgets must be a list of integers >= 1, got {budgets!r} (one budget: [{budgets!r}])"
+        )
+    values = []
+    for budget in budgets:
         if isinstance(budget, float) and budget.is_integer() and math.isfinite(budget):
             budget = int(budget)
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        value = _integer(budget)
+        if value is None or not 1 <= value <= MAX_SEED:
             raise ValueError(f"budget must be an integer >= 1, got {budget!r}")
+        values.append(value)
     if not values:
         raise ValueError("budgets: give at least one budget (an integer >= 1)")
-    return tuple(int(b) for b in values)
+    return tuple(dict.fromkeys(values))
+
+
+def _check_observations(names: Sequence[str], seeds: Sequence[int]) -> None:
+    """Tasks with standard observations: run seed ``k`` is observation ``k + 1``."""
+    for name in names:
+        count = SIMULATORS[name].num_observations
+        if count and max(seeds) >= count:
+            raise ValueError(
+                f"seed {max(seeds)}: simulator {name!r} has {count} standard observations, so "
+                f"its seeds are 0..{count - 1} (seed k is observation k + 1)"
+            )
+
+
+def _unused(kind: str, given: Mapping, names: Sequence[str], check) -> None:
+    """Options for entries not in the run: validated (a typo is an error), then ignored with a
+    warning (one config file may serve several runs)."""
+    unused = sorted(set(given) - set(names))
+    for name in unused:
+        check(name, given[name])
+    if unused:
+        warnings.warn(f"options for {kind}s not in this run are ignored: {', '.join(unused)}",
+                      UserWarning, stacklevel=3)  # fmt: skip
 
 
 def _device(device: str) -> str:
@@ -162,7 +264,9 @@ def _simulator_options(name: str, given: Mapping, preset: Preset) -> dict:
     default_n = defaults.get("n_obs")
     if cap is not None and "n_obs" not in options and isinstance(default_n, int):
         options["n_obs"] = min(default_n, cap)
-    return jsonable(get_simulator(name, **options).options())
+    simulator = get_simulator(name, **options)
+    simulator.check_n_obs()
+    return jsonable(simulator.options())
 
 
 def method_config(name: str, given: Mapping, preset_name: str | None) -> dict:
@@ -186,12 +290,17 @@ def make_plan(
     device: str = "cpu",
     simulator_options: Mapping[str, Mapping] | None = None,
     method_options: Mapping[str, Mapping] | None = None,
+    n_obs: Sequence[int] | None = None,
 ) -> Plan:
-    """Validates a run and expands it into cells (simulator-major order).
+    """Validates a run and expands it into cells (simulator-major, then ``n_obs``).
+
+    ``n_obs`` (default: the preset's ladder, if any) runs every task with an iid observed set
+    at each of these numbers of observations (:func:`avo_bench.axes.n_obs_options`).
 
     Raises:
         ValueError: For an unknown simulator, method, preset, option or config key, a bad
-            seed, budget or device; the message names the value and the valid choices.
+            seed, budget, ``n_obs`` or device; the message names the value and the valid
+            choices.
     """
     from avo_bench.methods import METHODS
 
@@ -200,22 +309,27 @@ def make_plan(
     chosen = PRESETS[preset]
     sim_names = _names("simulator", simulators, SIMULATORS)
     method_names = _names("method", methods, METHODS)
-    sim_given, method_given = dict(simulator_options or {}), dict(method_options or {})
+    sim_given, method_given = simulator_options or {}, method_options or {}
     _check_overrides("simulator", sim_given, SIMULATORS)
     _check_overrides("method", method_given, METHODS)
     sim_opts = {n: _simulator_options(n, sim_given.get(n, {}), chosen) for n in sim_names}
     configs = {n: method_config(n, method_given.get(n, {}), preset) for n in method_names}
+    _unused("simulator", sim_given, sim_names, lambda n, v: _simulator_options(n, v, chosen))
+    _unused("method", method_given, method_names, lambda n, v: method_config(n, v, preset))
     seed_list = _seeds(seeds)
+    _check_observations(sim_names, seed_list)
     budget_list = _budgets(chosen.budgets if budgets is None else budgets)
     device = _device(device)
     scoring = {"n_param": chosen.n_param, "n_edges": chosen.n_edges}
+    ladder = n_obs_values(n_obs) if n_obs is not None else chosen.n_obs
+    axis = {s: _axis(s, sim_opts[s], ladder, strict=n_obs is not None) for s in sim_names}
     grid = [
-        (s, m, seed, b) for s in sim_names for m in method_names for seed in seed_list
-        for b in budget_list
+        (s, opts, n, m, seed, b) for s in sim_names for opts, n in axis[s]
+        for m in method_names for seed in seed_list for b in budget_list
     ]  # fmt: skip
     cells = tuple(
-        Cell(i, s, m, seed, b, sim_opts[s], configs[m], device, scoring)
-        for i, (s, m, seed, b) in enumerate(grid)
+        Cell(i, s, m, seed, b, opts, configs[m], device, scoring, n)
+        for i, (s, opts, n, m, seed, b) in enumerate(grid)
     )
     identity = jsonable(
         {
@@ -226,6 +340,17 @@ def make_plan(
             "preset": preset,
             "device": device,
             "scoring": scoring,
+            **({"n_obs": list(ladder)} if ladder is not None else {}),
         }
     )
     return Plan(cells, identity)
+
+
+def _axis(name: str, options: dict, ladder, strict: bool) -> list[tuple[dict, int]]:
+    """``(options, n_obs)`` of each cell of simulator ``name`` along the ``n_obs`` axis."""
+    cells = []
+    for opts in n_obs_options(name, options, ladder, strict):
+        simulator = get_simulator(name, **opts)
+        simulator.check_n_obs()
+        cells.append((jsonable(simulator.options()), simulator.n_obs))
+    return cells

@@ -204,7 +204,8 @@ def coverage_table(rows: pd.DataFrame, budget: int, levels=(0.5, 0.9)) -> pd.Dat
     sense = directions(rows)
     uniform = [k for k, (d, _) in sense.items() if d == "uniform"]
     part = rows[(rows.budget == budget) & (rows.status == "ok")]
-    part = part[[(s, m) in uniform for s, m in zip(part.space, part.metric, strict=True)]]
+    keys = pd.MultiIndex.from_frame(part[["space", "metric"]])
+    part = part[keys.isin(uniform)]  # a boolean mask (an empty list would select columns)
     part = part.assign(task=tasks(part))
     out = part.groupby(["method", "task"])["value"].agg(
         lambda v: " / ".join(f"{(v <= a).sum()}/{len(v)}" for a in levels)

@@ -4,43 +4,57 @@
 simulator or method is named here), so a new module joins the default grid by registering.
 
 Resuming: the run directory's ``manifest.json`` records the run's identity; re-running the same
-configuration skips cells whose rows are in ``results.csv``, adding simulators or methods runs
-only their cells, and any other change of configuration is refused. Rows are rewritten
-atomically after every cell, so killing the process loses at most the cells in flight.
+configuration skips the cells whose rows in ``results.csv`` are complete (every score of the
+cell's simulator, once: a cell with missing rows, e.g. from a truncated file, runs again);
+adding simulators or methods runs only their cells; ``replace_methods`` re-runs every cell of
+the named methods (their config may have changed); any other change of configuration is
+refused. Rows are rewritten atomically after every cell, so killing the process loses at most
+the cells in flight, and ``results.parquet`` is brought up to date with ``results.csv``.
+
+Every cell runs within a wall-time limit (``cell_timeout``, the preset's by default): a cell past
+it is killed and recorded with status ``timeout`` (see :mod:`avo_bench.executors`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
+import json
 import os
-import platform
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from simulators import get_simulator
+
 from .display import Bars
-from .executors import check_executor, make_executor
-from .plan import Plan, make_plan
+from .executors import check_cell_timeout, check_executor, make_executor
+from .manifest import check_compatible, check_manifest, replaced_configs
+from .plan import PRESETS, Plan, make_plan
+from .provenance import invocation, machine, versions
 from .results import (
+    CELL_KEY,
     RESULTS,
     ResultsError,
+    ResultsWarning,
     atomic_write,
-    check_manifest,
+    check_writable,
+    drop_artifacts,
     load_results,
+    sync_parquet,
     write_artifacts,
     write_results,
 )
 
-__all__ = ["CellErrors", "failure_summary", "run"]
+__all__ = ["KEY_CELL", "CellErrors", "failure_summary", "machine", "run"]
+
+KEY_CELL = CELL_KEY  # simulator, method, seed, budget, n_obs
+FAILED = ("error", "timeout")  # statuses that --retry-errors runs again
 
 
 class CellErrors(UserWarning):
-    """Some cells of a run ended in ``error`` (the warning's text lists them)."""
+    """Some cells of a run ended in ``error`` or ``timeout`` (the warning's text lists them)."""
 
 
 def failure_summary(rows: pd.DataFrame) -> str:
@@ -49,98 +63,35 @@ def failure_summary(rows: pd.DataFrame) -> str:
     failed = rows[~rows.status.isin(["ok", "n/a"])]
     if failed.empty:
         return ""
-    keys = ["simulator", "method", "seed", "budget"]
-    cells = failed.drop_duplicates(keys)
-    total = rows.drop_duplicates(keys)
+    cells = failed.drop_duplicates(KEY_CELL)
+    total = rows.drop_duplicates(KEY_CELL)
     lines = [f"{len(cells)} of {len(total)} cells failed:"]
     for message, group in cells.groupby("message", sort=False):
         first = group.iloc[0]
-        where = f"{first.simulator}/{first.method} seed={first.seed} budget={first.budget}"
+        where = _label(first)
         more = f" (and {len(group) - 1} more cells)" if len(group) > 1 else ""
-        lines.append(f"  {where}{more}: {str(message)[:300]}")
+        lines.append(f"  {where}{more}: {first.status}: {str(message)[:300]}")
     return "\n".join(lines)
 
 
-def _git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip()
-
-
-def _versions() -> dict:
-    import torch
-
-    from avo_bench import __version__
-
-    return {"version": __version__, "git_commit": _git_commit(), "torch": torch.__version__}
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(device: str = "cpu") -> dict:
-    """What ran a run: CPU, cores, memory, load, OS, Python and package versions, GPU.
-
-    Recorded in the manifest and printed in the report, so that wall times can be read in
-    context (the load average at the start says whether the cores were shared).
-    """
-    from importlib import metadata
-
-    import torch
-
-    info = {
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-    with contextlib.suppress(ValueError, OSError, AttributeError):
-        info["memory_gib"] = round(
-            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-        )
-    with contextlib.suppress(OSError, AttributeError):
-        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    packages = {}
-    for name in ("torch", "numpy", "scipy", "pandas", "pot", "scikit-learn", "numba", "sbi"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            packages[name] = metadata.version(name)
-    info["packages"] = packages
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
-
-
-def _invocation(command: str | None, jobs: int, executor: str, threads: int | None) -> dict:
-    if command is None:
-        command = f"avo_bench.run(...) from {Path(sys.argv[0]).name or 'python'}"
-    return {
-        "command": command,
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "executor": executor,
-        "jobs": jobs,
-        "threads": threads or 1,
-    }
+def _run_dir(out: str | os.PathLike | None, preset: str) -> Path:
+    if out is None:
+        return Path("results") / preset
+    if not isinstance(out, str | os.PathLike) or not str(out).strip():
+        raise ValueError(f"out must be a directory path, got {out!r}")
+    return Path(out)
 
 
 def _prepare(run_dir: Path) -> None:
+    """Creates the run directory and checks, before any work, that everything the run writes
+    is writable."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / ".write-test", lambda f: f.write(b"ok"))
         (run_dir / ".write-test").unlink()
     except OSError as error:
         raise ResultsError(f"cannot write to output directory {run_dir}: {error}") from None
+    check_writable(run_dir)
 
 
 @contextlib.contextmanager
@@ -156,22 +107,44 @@ def _locked(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise ResultsError(f"another run is writing to {run_dir}") from None
-        for stale in [*run_dir.glob(".*.tmp"), *run_dir.glob("cells/.*.tmp")]:  # killed writers
+        for stale in run_dir.rglob(".*.tmp"):  # left by killed writers (results, cells, plots)
             stale.unlink()
         yield
 
 
-def _finished(run_dir: Path, retry_errors: bool) -> dict[tuple, pd.DataFrame]:
+def _expected(plan: Plan) -> dict[tuple, list]:
+    """The sorted (space, metric) rows of each complete cell of the plan, by cell key."""
+    from .scoring import score_plan
+
+    scores, expected = {}, {}
+    for cell in plan.cells:
+        task = (cell.simulator, json.dumps(cell.simulator_options, sort_keys=True))
+        if task not in scores:
+            simulator = get_simulator(cell.simulator, **cell.simulator_options)
+            scores[task] = sorted(s.key for s in score_plan(simulator=simulator))
+        expected[cell.key] = scores[task]
+    return expected
+
+
+def _finished(run_dir: Path, plan: Plan, retry_errors: bool) -> dict[tuple, pd.DataFrame]:
+    """The complete cells of the results file (rows of incomplete ones are run again)."""
     if not (run_dir / RESULTS).exists():
         return {}
     rows = load_results(run_dir)
-    if retry_errors:
-        failed = rows.groupby(["simulator", "method", "seed", "budget"])["status"].transform(
-            lambda s: (s == "error").any()
-        )
-        rows = rows[~failed]
-    groups = rows.groupby(["simulator", "method", "seed", "budget"], sort=False)
-    return {tuple(key): group.reset_index(drop=True) for key, group in groups}
+    expected, done, incomplete = _expected(plan), {}, 0
+    for key, group in rows.groupby(KEY_CELL, sort=False):
+        want = expected.get(tuple(key))
+        if want is not None and sorted(zip(group.space, group.metric, strict=True)) != want:
+            incomplete += 1
+            continue
+        if retry_errors and group.status.isin(FAILED).any():
+            continue
+        done[tuple(key)] = group.reset_index(drop=True)
+    if incomplete:
+        warnings.warn(f"{incomplete} cells in {run_dir / RESULTS} have missing or extra score "
+                      "rows (a truncated file, or a score table that changed since they ran): "
+                      "they run again", ResultsWarning, stacklevel=3)  # fmt: skip
+    return done
 
 
 def _table(plan: Plan, done: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
@@ -181,8 +154,6 @@ def _table(plan: Plan, done: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
 
 def _execute(plan: Plan, run_dir: Path, done: dict, executor, versions: dict, quiet: bool):
     pending = [cell for cell in plan.cells if cell.key not in done]
-    if not pending:
-        return
     bars = Bars(len(plan.cells), len(plan.cells) - len(pending), enabled=not quiet)
     inline = executor.name == "inprocess"
     try:
@@ -201,15 +172,39 @@ def _execute(plan: Plan, run_dir: Path, done: dict, executor, versions: dict, qu
         bars.close()
 
 
-KEY_CELL = ["simulator", "method", "seed", "budget"]
-
-
-def plan_keys(plan: Plan) -> list[tuple]:
-    return [cell.key for cell in plan.cells]
-
-
 def _label(cell) -> str:
-    return f"{cell.simulator}/{cell.method} seed={cell.seed} budget={cell.budget}"
+    """``simulator/method seed=S budget=B`` (and `` n_obs=N`` when the simulator has one)."""
+    label = f"{cell.simulator}/{cell.method} seed={cell.seed} budget={cell.budget}"
+    return label + (f" n_obs={cell.n_obs}" if cell.n_obs != 1 else "")
+
+
+def _replaced(plan: Plan, replace_methods: Sequence[str]) -> tuple[str, ...]:
+    names = (replace_methods,) if isinstance(replace_methods, str) else tuple(replace_methods)
+    methods = list(plan.identity["methods"])
+    unknown = [name for name in names if name not in methods]
+    if unknown:
+        raise ValueError(f"replace_methods: {', '.join(map(repr, unknown))} not among this run's "
+                         f"methods; choose from: {', '.join(methods)}")  # fmt: skip
+    return tuple(dict.fromkeys(names))
+
+
+def _drop_methods(run_dir: Path, methods: tuple[str, ...]) -> None:
+    """Removes the rows and artifacts of ``methods`` (rows first: a kill in between leaves
+    artifacts without rows, which the next run overwrites)."""
+    if not methods or not (run_dir / RESULTS).exists():
+        return
+    rows = load_results(run_dir)
+    dropped = rows.method.isin(methods)
+    if dropped.any():
+        write_results(run_dir, rows[~dropped])
+        keys = rows.loc[dropped, KEY_CELL].drop_duplicates().itertuples(index=False)
+        drop_artifacts(run_dir, [tuple(key) for key in keys])
+
+
+def _check_flags(**flags: object) -> None:
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def run(
@@ -222,12 +217,15 @@ def run(
     device: str = "cpu",
     simulator_options: Mapping[str, Mapping] | None = None,
     method_options: Mapping[str, Mapping] | None = None,
+    n_obs: Sequence[int] | None = None,
     out: str | Path | None = None,
     jobs: int = 1,
     executor: str | None = None,
     scheduler: str | None = None,
     threads: int | None = None,
+    cell_timeout: float | None = None,
     retry_errors: bool = False,
+    replace_methods: Sequence[str] = (),
     report: bool = True,
     quiet: bool = True,
     command: str | None = None,
@@ -239,54 +237,79 @@ def run(
         methods: Method names (default: every registered one; cells where a method does not
             apply become ``n/a`` rows).
         seeds: Number of seeds (``0..n-1``) or a list of seeds.
-        budgets: Simulation budgets (default: the preset's).
-        preset: ``tiny``, ``quick`` or ``paper`` (see :data:`avo_bench.plan.PRESETS`).
+        budgets: A list of simulation budgets (default: the preset's).
+        preset: ``tiny``, ``quick``, ``paper`` or ``iid`` (see :data:`avo_bench.plan.PRESETS`).
         device: ``cpu`` or ``cuda[:N]``.
-        simulator_options: ``{simulator: {option: value}}``.
-        method_options: ``{method: {config key: value}}`` (e.g. ``{"avo": {"gamma": 5}}``).
+        simulator_options: ``{simulator: {option: value}}``; entries for simulators not in
+            the run are validated, then ignored with a warning.
+        method_options: ``{method: {config key: value}}`` (e.g. ``{"avo": {"gamma": 5}}``);
+            entries for methods not in the run are validated, then ignored with a warning.
+        n_obs: Numbers of observations: every task with an iid observed set runs at each
+            (default: the preset's ladder, if any; see :mod:`avo_bench.axes`).
         out: Run directory (default ``results/<preset>``); re-running resumes it.
         jobs: Parallel workers.
         executor: ``inprocess``, ``processes`` or ``dask`` (default from ``jobs``/``scheduler``).
         scheduler: Address of a Dask scheduler, e.g. ``tcp://host:8786``.
         threads: Torch threads per worker process (default 1).
-        retry_errors: Re-run cells that ended in ``error``.
+        cell_timeout: Wall-time limit of one cell in seconds (default: the preset's, see
+            :class:`avo_bench.plan.Preset`); ``0`` for none, in which case in-process cells
+            run in this process (with a limit, in a child process killed at the limit).
+        retry_errors: Re-run cells that ended in ``error`` or ``timeout``.
+        replace_methods: Methods whose rows and artifacts in ``out`` are deleted and whose
+            cells run again, with their config as given now (it may differ from the one the
+            directory was run with); the manifest records the previous configs. To resume an
+            interrupted replacement, run again without it.
         report: Write the markdown report and plots at the end.
         quiet: No progress bars.
         command: The command line to record in the manifest and report (the CLI passes its
             own; default: "avo_bench.run(...)").
 
     Returns:
-        The tidy results, one row per (simulator, method, seed, budget, space, metric).
+        The tidy results, one row per (simulator, method, seed, budget, n_obs, space,
+        metric).
 
     Warns:
-        CellErrors: If cells of this run ended in ``error``: their count and one line per
-            distinct error (the cells stay in the results as ``error`` rows).
+        CellErrors: If cells of this run ended in ``error`` or ``timeout``: their count and
+            one line per distinct error (the cells stay in the results with that status).
 
     Raises:
-        ValueError: For invalid names, options or sizes (before anything runs), an unwritable
-            output directory, or a results directory of another configuration.
+        ValueError: For invalid names, options, sizes or argument types (before anything
+            runs), an unwritable output directory or file, or a results directory of another
+            configuration.
+        KeyboardInterrupt: On Ctrl-C; the finished cells are saved, re-running resumes.
     """
     plan = make_plan(
         simulators, methods, seeds=seeds, budgets=budgets, preset=preset, device=device,
-        simulator_options=simulator_options, method_options=method_options,
+        simulator_options=simulator_options, method_options=method_options, n_obs=n_obs,
     )  # fmt: skip
     executor = check_executor(executor, jobs, threads, scheduler)
-    run_dir = Path(out) if out is not None else Path("results") / preset
+    limit = check_cell_timeout(cell_timeout, PRESETS[preset].cell_timeout)
+    _check_flags(retry_errors=retry_errors, report=report, quiet=quiet)
+    replace = _replaced(plan, replace_methods)
+    run_dir = _run_dir(out, preset)
     _prepare(run_dir)
-    versions = _versions()
+    about = {"versions": versions(), "machine": machine(device)}
     with _locked(run_dir):
-        done = _finished(run_dir, retry_errors)
-        about = {"versions": versions, "machine": machine(device)}
+        check_compatible(run_dir, plan.identity, replace)  # before anything is deleted
+        previous = replaced_configs(run_dir, replace)
+        _drop_methods(run_dir, replace)
+        done = _finished(run_dir, plan, retry_errors)
         if any(cell.key not in done for cell in plan.cells):
-            invocation = _invocation(command, jobs, executor, threads)
-            check_manifest(run_dir, plan.identity, about, invocation)
-            pool = make_executor(executor, jobs=jobs, threads=threads, scheduler=scheduler)
+            settings = {"executor": executor, "jobs": jobs, "threads": threads or 1,
+                        "cell_timeout": limit}  # fmt: skip
+            if replace:
+                settings["replaced_methods"] = previous
+            check_manifest(run_dir, plan.identity, about, invocation(command, **settings),
+                           replace)  # fmt: skip
+            pool = make_executor(executor, jobs=jobs, threads=threads, scheduler=scheduler,
+                                 timeout=limit)  # fmt: skip
             try:
-                _execute(plan, run_dir, done, pool, versions, quiet)
+                _execute(plan, run_dir, done, pool, about["versions"], quiet)
             finally:
                 pool.close()
         else:
             check_manifest(run_dir, plan.identity, about)
+        sync_parquet(run_dir)
         if report:
             from .report import write_report
 
@@ -297,3 +320,7 @@ def run(
         warnings.warn(f"{summary}\nRe-run failed cells with retry_errors=True "
                       "(--retry-errors).", CellErrors, stacklevel=2)  # fmt: skip
     return rows
+
+
+def plan_keys(plan: Plan) -> list[tuple]:
+    return [cell.key for cell in plan.cells]

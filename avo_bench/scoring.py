@@ -164,8 +164,14 @@ def _inside(simulator: Simulator, theta: Tensor) -> Tensor:
 
 
 def _exact_predictive(s: Scored) -> Tensor:
-    """Features of one simulation per exact posterior draw (the median distance's floor)."""
-    draws = s.exact(len(s.sample)).float()
+    """Features of one simulation per exact posterior draw (the median distance's floor); for a
+    task without an exact posterior, simulations at θ* (a perfect point answer)."""
+    if s.task.reference is None:
+        if s.task.theta_star is None:
+            raise ValueError("no exact posterior and no theta*: no perfect answer to simulate")
+        draws = s.task.theta_star.float().expand(len(s.sample), -1)
+    else:
+        draws = s.exact(len(s.sample)).float()
     simulate = s.task.simulator.simulate
     return s.task.features(simulate(draws, generator=s.task_generator("predictive-floor")))
 
@@ -271,7 +277,7 @@ SCORES: tuple[ScoreSpec, ...] = (
         sizes=lambda s: (len(s.sample), 1),
         description="median L2 distance of posterior-predictive simulations (one per returned "
         "theta, at most n_param) to the single observation (sbibm's MEDDIST); floor: the same "
-        "for exact posterior draws",
+        "for exact posterior draws (for simulations at theta* without an exact posterior)",
     ),
     ScoreSpec(
         "theta", "outside_prior",

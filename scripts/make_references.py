@@ -36,10 +36,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulators import get_simulator
-from simulators._mcmc import sample_posterior
-from simulators._sbibm import draw_observation
-from simulators._stored import STORED_SAMPLES, decode_samples, encode_samples
+from simulators import (
+    STORED_SAMPLES,
+    decode_samples,
+    draw_observation,
+    encode_samples,
+    get_simulator,
+    sample_posterior,
+)
 from simulators.slcp_distractors import distractor_mixture, draw_distractors
 
 TASKS = (

@@ -7,6 +7,11 @@ Each simulator lives in its own module and registers itself with :func:`register
     >>> sim = get_simulator("gaussian", dim=3)
     >>> x = sim.simulate(sim.prior.sample((5,)))   # shape (5, 3)
 
+Tools for building stored reference posteriors (``scripts/make_references.py``) are public here
+too: :func:`sample_posterior` (batched tempered SMC + MCMC), :func:`draw_observation` (sbibm's
+standard observations) and the stored-sample codec (:func:`encode_samples`,
+:func:`decode_samples`, :data:`STORED_SAMPLES`).
+
 This package does not depend on ``avo_bench``.
 """
 
@@ -26,18 +31,26 @@ from ._base import (
     check_positive_float,
     check_positive_int,
 )
+from ._mcmc import sample_posterior
+from ._sbibm import draw_observation
+from ._stored import STORED_SAMPLES, decode_samples, encode_samples
 
 __all__ = [
     "HOOKS",
     "SIMULATORS",
+    "STORED_SAMPLES",
     "BoxUniform",
     "DiagNormal",
     "Simulator",
     "check_choice",
     "check_positive_float",
     "check_positive_int",
+    "decode_samples",
+    "draw_observation",
+    "encode_samples",
     "get_simulator",
     "register",
+    "sample_posterior",
     "simulator_options",
 ]
 

@@ -19,6 +19,7 @@ References:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -40,6 +41,7 @@ class GaussianLinear(StandardObservations, Gaussian):
     kind = "point"
     description = "sbibm gaussian_linear: x ~ N(theta, 0.1 I), prior N(0, 0.1 I), 10-d"
     differentiable = True
+    option_values: ClassVar[dict[str, tuple]] = {}  # sbibm's task has no options
 
     def __init__(self):
         # The fields Gaussian.__init__ sets for these options (tested equal); theta* is the

@@ -32,6 +32,7 @@ def test_run_help_documents_every_option(capsys):
     for flag in ["--config", "--simulators", "--methods", "--seeds", "--budgets", "--preset",
                  "--device", "--out", "--jobs", "--executor", "--scheduler", "--threads",
                  "--set", "--option", "--retry-errors", "--no-report", "--quiet",
+                 "--cell-timeout", "tiny 600", "--replace-methods",
                  "tiny", "quick", "paper", "avo.gamma=5", "dask"]:  # fmt: skip
         assert flag in text, flag
 
@@ -71,6 +72,11 @@ def test_unknown_names_exit_2_listing_choices():
         (["--jobs", "0"], "jobs must be an integer >= 1, got 0"),
         (["--scheduler", "tcp://h:1", "--executor", "processes"], "needs the dask executor"),
         (["--device", "gpu"], "device must be 'cpu' or 'cuda[:N]', got 'gpu'"),
+        (["--cell-timeout", "-1"], "cell_timeout must be a number of seconds > 0 (0 for no "),
+        (["--cell-timeout", "nan"], "cell_timeout must be a number of seconds"),
+        (["--replace-methods", "avo"], "replace_methods: 'avo' not among this run's methods"),
+        (["--seeds", "10,", "--simulators", "two_moons"], "its seeds are 0..9"),
+        (["--option", "gaussian.n_obs=100000000"], "gaussian: n_obs must be <= 16777216"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(capsys, tmp_path, argv, message):

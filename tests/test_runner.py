@@ -25,7 +25,7 @@ from avo_bench.scoring import score_plan
 from simulators import SIMULATORS, get_simulator
 
 ROOT = Path(avo_bench.__file__).parent.parent  # the checkout under test
-CELL = ["simulator", "method", "seed", "budget"]
+CELL = ["simulator", "method", "seed", "budget", "n_obs"]
 VOLATILE = ["wall_time_s", "git_commit"]
 
 
@@ -60,7 +60,9 @@ def test_tiny_default_grid_rows(tmp_path):
     rows = avo_bench.run(methods=["prior"], preset="tiny", out=tmp_path, report=False)
     assert list(rows.columns) == COLUMNS
     cells = set(map(tuple, rows[CELL].drop_duplicates().values.tolist()))
-    assert cells == {(s, "prior", 0, PRESETS["tiny"].budgets[0]) for s in SIMULATORS}
+    assert {c[:4] for c in cells} == {
+        (s, "prior", 0, PRESETS["tiny"].budgets[0]) for s in SIMULATORS
+    }
     for name in SIMULATORS:
         part = rows[rows.simulator == name]
         assert list(zip(part.space, part.metric, strict=True)) == [
@@ -69,10 +71,18 @@ def test_tiny_default_grid_rows(tmp_path):
     assert (rows.num_simulations == 0).all()
     # n/a only where a score means nothing for the task (one observation vs an iid set)
     na = rows[rows.status == "n/a"]
-    assert na.message.str.contains("n_obs = ").all() and (na.space == "data").all()
+    data_na = na[na.space == "data"]
+    assert data_na.message.str.contains("n_obs = ").all()
+    # calibration scores that need a density or an amortized sampler (the prior row has none)
+    other = na[na.space != "data"]
+    assert (other.space == "calibration").all()
+    assert other.message.str.contains("density|amortized").all()
     ok = rows[rows.status == "ok"]
     assert len(ok) + len(na) == len(rows)
-    assert np.isfinite(ok.value).all() and (ok.value >= 0).all()
+    assert np.isfinite(ok.value).all()
+    # distances are >= 0 ("nearest" scores such as log ratios are signed, nltp a log density)
+    lower = ok[(ok.direction == "lower") & (ok.metric != "nltp")]
+    assert (lower.value >= 0).all(), lower[lower.value < 0][["metric", "value"]]
     data = ok[ok.space == "data"]
     assert np.isfinite(data.floor).all()
     # the prior predictive is meaningfully worse than two draws of the observed distribution
@@ -90,11 +100,17 @@ def test_exact_posterior_scores_at_floor(tmp_path, monkeypatch, name):
     assert rows.status.isin(["ok", "n/a"]).all()  # n/a: a score undefined for this n_obs
     oracle = rows[rows.method == "oracle"].set_index(["space", "metric"])
     prior = rows[rows.method == "prior"].set_index(["space", "metric"])
-    for space, metric in [("posterior", "wasserstein1"), ("posterior", "mean_error")]:
-        value, floor = oracle.loc[(space, metric), ["value", "floor"]]
-        assert value < 4 * floor + 1e-3, (space, metric, value, floor)
-        assert prior.loc[(space, metric), "value"] > 5 * value
+    n = PRESETS["tiny"].n_param
+    value, floor = oracle.loc[("posterior", "wasserstein1"), ["value", "floor"]]
+    assert value < 4 * floor + 1e-3, (value, floor)
+    # the floor is one draw of |mean difference| (a chi variable: small values are common in
+    # low dimension), so the bound also allows 4 expected Monte Carlo errors of two means
+    value, floor = oracle.loc[("posterior", "mean_error"), ["value", "floor"]]
+    assert value < 4 * max(floor, math.sqrt(2 / n)), (value, floor)
     assert oracle.loc[("posterior", "c2st"), "value"] < 0.65
+    # the prior is told apart from the exact posterior (W1 is not: in 10-D at 300 draws a
+    # posterior half as wide as the prior is within W1's sampling noise)
+    assert prior.loc[("posterior", "c2st"), "value"] > 0.75
     # both are |mean of exact draws - theta*|: equal up to the Monte Carlo error of two means
     dist = oracle.loc[("truth", "distance_to_truth")]
     task = avo_bench.task(name, preset="tiny", **json.loads(rows.simulator_options.iloc[0]))
@@ -149,7 +165,7 @@ def test_same_seed_same_values_different_seed_different(tmp_path):
     a = avo_bench.run(**kwargs, seeds=[3], out=tmp_path / "a", report=False)
     b = avo_bench.run(**kwargs, seeds=[3], out=tmp_path / "b", report=False)
     c = avo_bench.run(**kwargs, seeds=[4], out=tmp_path / "c", report=False)
-    assert np.array_equal(a.value.values, b.value.values)  # bitwise
+    assert np.array_equal(a.value.values, b.value.values, equal_nan=True)  # bitwise
     assert np.array_equal(a.floor.values, b.floor.values, equal_nan=True)
     assert pd.testing.assert_frame_equal(stable(a), stable(b)) is None
     assert not np.array_equal(a.value.values, c.value.values)
@@ -238,7 +254,7 @@ def test_plan_seeds_depend_only_on_cell():
     assert all(seeds[c.key] == c.cell_seed for c in other.cells)
     assert len(set(seeds.values())) == len(seeds)
     sims = sorted(SIMULATORS)
-    assert [c.key for c in plan.cells] == list(
+    assert [c.key[:4] for c in plan.cells] == list(
         itertools.product(sims, ["prior"], [0, 1], [10, 20])
     )
 

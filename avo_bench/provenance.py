@@ -1,0 +1,89 @@
+"""What ran a run: package versions, git commit, machine, and the invocation's settings.
+
+Recorded in the run directory's manifest and printed in the report, so that results can be
+traced to code and wall times read in context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["invocation", "machine", "versions"]
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def versions() -> dict:
+    """``version`` (of avo_bench), ``git_commit`` (of this checkout, or ``""``), ``torch``."""
+    import torch
+
+    from avo_bench import __version__
+
+    return {"version": __version__, "git_commit": _git_commit(), "torch": torch.__version__}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str = "cpu") -> dict:
+    """What ran a run: CPU, cores, memory, load, OS, Python and package versions, GPU.
+
+    Recorded in the manifest and printed in the report, so that wall times can be read in
+    context (the load average at the start says whether the cores were shared).
+    """
+    from importlib import metadata
+
+    import torch
+
+    info = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        info["memory_gib"] = round(
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+        )
+    with contextlib.suppress(OSError, AttributeError):
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    packages = {}
+    for name in ("torch", "numpy", "scipy", "pandas", "pot", "scikit-learn", "numba", "sbi"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[name] = metadata.version(name)
+    info["packages"] = packages
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def invocation(command: str | None, **settings: object) -> dict:
+    """One manifest entry for an invocation that runs cells: the command line (the CLI's, else
+    ``avo_bench.run(...)`` and the script), its start time and ``settings`` (executor, jobs,
+    threads, cell time limit, replaced methods)."""
+    if command is None:
+        command = f"avo_bench.run(...) from {Path(sys.argv[0]).name or 'python'}"
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return {"command": command, "started": started, **settings}
