@@ -204,8 +204,8 @@ class AVOConfig:
     - What limits Rosenbrock: the spread over seeds. The 8-component mixture's predictive is
       judged by a (10, 10) critic on 32-row batches, which cannot tell apart mixtures a few W1
       units apart, so where the proposal settles is luck: per seed, W1 at 10^5 is below its
-      10^4 value on one of four seeds with the step 0.02 (seeds 0, 1, 2, 5) and on two of
-      four with 0.011.
+      10^4 value on one of five seeds with the step 0.02 (seeds 0, 1, 2, 5, 7; seed 7: 2.70
+      against 5.29) and on two of four with 0.011; ``tests/test_avo.py`` records it.
     - Measured result (``scripts/avo_budget_curves.py``, seeds 0-2, before / after at 10^5,
       mean data-space W1): Poisson 0.51 / 0.072 (floor 0.029, rejection ABC 0.068), Weinberg
       0.024 / 0.0049 (floor 0.0038), Rosenbrock 27.9 / 3.6 (floor 1.5, cGAN 3.7), Gaussian and
