@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .report_published import sbibm_section
 from .results import atomic_write, load_results, read_manifest
 from .summary import CALIBRATION, CELL, GROUP, headline_scores, mean_ranks, summarize, tasks
 
@@ -337,6 +338,7 @@ def write_report(run_dir: str | Path, *, cell_plots: bool = False) -> Path:
     for b in sorted(rows.budget.unique()):
         lines += [f"Fit wall time [interval] / simulations used (budget {b}):", "",
                   _markdown(cost(rows, b)), ""]  # fmt: skip
+    lines += sbibm_section(rows)
     lines += ["## Cells not ok", "", _problems(rows), "", "## The floor", "", FLOOR, "",
               "## Every score", "", *_score_sections(table, rows)]  # fmt: skip
     names = plot_run(run_dir, rows, table, cell_plots=cell_plots)

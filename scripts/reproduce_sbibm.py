@@ -33,11 +33,12 @@ Departures from sbibm (all stated in ``report.md`` too):
   :mod:`avo_bench.metrics.classifier`; at 1,000 per side in d = 10 it is *not* comparable with
   sbibm (same docstring). ``--variant sbibm`` runs the exact protocol. The C2ST seed is
   derived from ``--seed`` (sbibm fixes it to 1).
-- ``rejection_abc_kde`` is the like-for-like REJ-ABC row: our rejection ABC keeping the 100
-  closest draws (quantile 100 / N), then samples of a Gaussian KDE fitted to them with sbibm's
-  cross-validated bandwidth search (:func:`kde_sample`; its grid refinement differs in the
-  details). SMC-ABC has no such row: its final KDE needs the weighted population, which our
-  ``smc_abc`` does not return.
+- ``rejection_abc_kde`` and ``smc_abc_kde`` are the like-for-like REJ-ABC and SMC-ABC rows:
+  our methods with their ``sbibm`` preset (``rejection_abc``: the 100 closest draws, then
+  samples of a Gaussian KDE with sbibm's cross-validated bandwidth; ``smc_abc``: population
+  100, alpha 0.2, kernel 0.5 x the weighted covariance, then the weighted KDE; see
+  ``avo_bench.methods._kde`` for where its grid refinement departs from sbi's). Our distance
+  stays MAD-scaled (sbibm: unscaled L2).
 - Methods run with this benchmark's default configs, not sbibm's: ``rejection_abc`` keeps the
   ``round(sqrt(N))`` closest draws (32 of 10^3, 100 of 10^4) and resamples them with
   replacement, where sbibm's ``REJ-ABC 100 KDE`` keeps the 100 closest and samples a KDE
@@ -53,7 +54,6 @@ Departures from sbibm (all stated in ``report.md`` too):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -69,44 +69,16 @@ from avo_bench.published import SBIBM_GAUSSIAN_LINEAR_C2ST, SBIBM_LABELS, SBIBM_
 from simulators import get_simulator
 
 TASK = dict(dim=10, prior_var=0.1, noise_var=0.1, n_obs=1)  # sbibm gaussian_linear
-# "rejection_abc_kde" is sbibm's REJ-ABC rebuilt from ours: the KDE_KEEP closest draws, then
-# samples of a Gaussian KDE fitted to them (see kde_sample); not a registered method.
-ABC_KDE = "rejection_abc_kde"
-KDE_KEEP = 100
-METHOD_NAMES = ("rejection_abc", ABC_KDE, "smc_abc", "npe", "nle", "nre", "prior")
+# The "_kde" rows are sbibm's REJ-ABC and SMC-ABC: our methods with their "sbibm" preset (the
+# final KDE step of avo_bench.methods._kde); not registered methods.
+KDE_ROWS = {"rejection_abc_kde": "rejection_abc", "smc_abc_kde": "smc_abc"}
+METHOD_NAMES = ("rejection_abc", *KDE_ROWS, "smc_abc", "npe", "nle", "nre", "prior")
 
 # The published values and their source live in avo_bench.published (one copy for the script
-# and the slow tests); the KDE row is compared with sbibm's REJ-ABC.
+# and the slow tests); the KDE rows are compared with sbibm's REJ-ABC and SMC-ABC.
 SOURCE = SBIBM_SOURCE
-PUBLISHED_LABELS = {**SBIBM_LABELS, ABC_KDE: SBIBM_LABELS["rejection_abc"]}
+PUBLISHED_LABELS = {**SBIBM_LABELS, **{k: SBIBM_LABELS[m] for k, m in KDE_ROWS.items()}}
 PUBLISHED = SBIBM_GAUSSIAN_LINEAR_C2ST
-
-
-def kde_sample(points: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """``n`` samples of a Gaussian KDE of ``points``, its bandwidth chosen as sbibm does.
-
-    sbibm's ``get_kde(bandwidth="cv")`` (``sbibm/utils/kde.py``): scikit-learn's
-    ``KernelDensity`` with the bandwidth of the best 20-fold cross-validated log-likelihood on
-    10 values between 0.1 and 0.5 times the standard deviation of all coordinates, the grid
-    narrowed around the best value for up to 5 rounds until the score changes by <= 1e-3, so
-    the bandwidth stays in that range. Here the grid is narrowed to the best value's neighbours,
-    where sbibm narrows between the best and the second best.
-    """
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.neighbors import KernelDensity
-
-    x = points.double().numpy()
-    low, high, best = 0.1 * x.std(), 0.5 * x.std(), -np.inf
-    for _ in range(5):
-        grid = np.linspace(low, high, 10)
-        search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": grid}, cv=20)
-        search.fit(x)
-        if abs(search.best_score_ - best) <= 1e-3:
-            break
-        best, i = search.best_score_, search.best_index_
-        low, high = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    kde = KernelDensity(kernel="gaussian", bandwidth=search.best_params_["bandwidth"]).fit(x)
-    return torch.from_numpy(kde.sample(n, random_state=seed % 2**32))
 
 
 def derived_seed(seed: int, *keys: int) -> int:
@@ -123,14 +95,10 @@ def observation(sim, seed: int, index: int) -> torch.Tensor:
 
 def score(sim, x_obs, method, budget, *, samples, variant, seeds) -> dict:
     """Fits ``method`` on one observation and scores it by C2ST against the exact posterior."""
-    chosen = "rejection_abc" if method == ABC_KDE else method
-    options = {"quantile": min(1.0, KDE_KEEP / budget)} if method == ABC_KDE else {}
+    preset = "sbibm" if method in KDE_ROWS else None
     start = time.perf_counter()
-    result = avo_bench.fit(chosen, sim, x_obs, budget=budget, seed=seeds[0],
-                           num_samples=samples, **options)  # fmt: skip
-    if method == ABC_KDE:  # the accepted draws (all drawn among `samples` resamples), then KDE
-        accepted = torch.unique(result.theta, dim=0)
-        result = dataclasses.replace(result, theta=kde_sample(accepted, samples, seeds[0]))
+    result = avo_bench.fit(KDE_ROWS.get(method, method), sim, x_obs, budget=budget,
+                           seed=seeds[0], num_samples=samples, preset=preset)  # fmt: skip
     fit_seconds = time.perf_counter() - start
     posterior = sim.posterior(x_obs)
     reference = posterior.sample((samples,), generator=torch.Generator().manual_seed(seeds[1]))
@@ -272,7 +240,7 @@ def parse(argv) -> argparse.Namespace:
 def main(argv=None) -> pd.DataFrame:
     args = parse(argv)
     torch.set_num_threads(1)
-    registered = {m: METHODS["rejection_abc" if m == ABC_KDE else m] for m in args.methods}
+    registered = {m: METHODS[KDE_ROWS.get(m, m)] for m in args.methods}
     missing = [m for m, method in registered.items() if not method.available()]
     for m in missing:
         print(f"skipping {m}: needs {registered[m].requires} ({registered[m].install_hint})")

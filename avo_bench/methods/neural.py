@@ -40,8 +40,8 @@ tuned there), no thinning, initialised by resampling 1,000 prior draws by their 
 observed set). Its cost is about 5 potential evaluations per parameter per step, each over
 every chain and every (compressed) observation: linear in ``num_samples`` and in the number of
 distinct observations. sbibm (Lueckmann et al. 2021) used an NSF for NPE, full-batch training
-and 100 chains thinned by 10; every setting is a config field. Randomness: see
-:mod:`avo_bench.methods._sbi`.
+and 100 chains thinned by 10; every setting is a config field, and the ``sbibm`` preset sets
+sbibm's (``presets``). Randomness: see :mod:`avo_bench.methods._sbi`.
 
 References:
     Tejero-Cantero et al., "sbi: A toolkit for simulation-based inference", JOSS 2020,
@@ -68,6 +68,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -107,6 +108,12 @@ CLASSIFIERS = ("resnet", "mlp", "linear")
 IID_ROUTES = ("auto", "sum", "summary")
 POSITIVE_INTS = ("num_samples", "training_batch_size", "stop_after_epochs", "max_num_epochs",
                  "max_points", "num_chains", "warmup_steps", "thin", "init_candidates")  # fmt: skip
+# sbibm's settings (github.com/sbi-benchmark/results @ 2a49a57, benchmarking_sbi/config/algorithm/
+# {npe,nle,nre}.yaml): batch 10,000 (full batch below 10^4 training pairs); 100 chains thinned by
+# 10 after 100 warm-up steps, SIR initialisation (sbibm: 100 batches of 1,000 candidates; here
+# 10,000 candidates). NPE: NSF; NLE: MAF; NRE: residual classifier (already the default).
+_SBIBM_TRAINING = {"training_batch_size": 10_000}
+_SBIBM_MCMC = {"num_chains": 100, "thin": 10, "warmup_steps": 100, "init_candidates": 10_000}
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,7 @@ class NPEConfig:
     thin: int = 1
     init_strategy: str = "resample"
     init_candidates: int = 1000
+    presets: ClassVar[dict[str, dict]] = {"sbibm": {"estimator": "nsf", **_SBIBM_TRAINING}}
 
     def __post_init__(self):
         name = _method_name(self)
@@ -164,6 +172,9 @@ class NLEConfig(NPEConfig):
     (categorical for count data, else MAF), ``"categorical"`` or a flow."""
 
     estimator: str = "auto"
+    presets: ClassVar[dict[str, dict]] = {
+        "sbibm": {"estimator": "maf", **_SBIBM_TRAINING, **_SBIBM_MCMC}
+    }
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,7 @@ class NREConfig(NPEConfig):
     (``"resnet"``, ``"mlp"`` or ``"linear"``)."""
 
     estimator: str = "resnet"
+    presets: ClassVar[dict[str, dict]] = {"sbibm": {**_SBIBM_TRAINING, **_SBIBM_MCMC}}
 
 
 def _method_name(config: NPEConfig) -> str:

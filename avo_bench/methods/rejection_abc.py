@@ -9,7 +9,11 @@ distance :math:`\rho(s(x_i), s(x_{obs}))` are accepted, i.e. the tolerance :math
 Zhang & Balding 2002). By default :math:`k = \mathrm{round}(\sqrt{N})` (100 of :math:`10^4`),
 otherwise ``quantile * N``. **Distance**: Euclidean between summaries scaled per coordinate by
 their median absolute deviation over the :math:`N` prior-predictive summaries. The returned
-``num_samples`` draws are resampled uniformly with replacement from the :math:`k` accepted ones.
+``num_samples`` draws are resampled uniformly with replacement from the :math:`k` accepted ones,
+or, with ``kde=True``, drawn from a Gaussian KDE of them with sbibm's cross-validated bandwidth
+(:mod:`avo_bench.methods._kde`). The ``sbibm`` preset is sbibm's "REJ-ABC 100 KDE": the
+``num_top_samples=100`` closest draws, then the KDE (our MAD-scaled distance is kept; sbibm's
+is the unscaled L2 distance).
 
 References:
     Pritchard, Seielstad, Perez-Lezaun, Feldman, "Population growth of human Y chromosomes: a study
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 import torch
@@ -35,6 +40,7 @@ from simulators import check_positive_int
 
 from . import register
 from ._base import CountingSimulator, Result
+from ._kde import fit_kde
 from ._summaries import (
     check_budget,
     default_set_size,
@@ -57,14 +63,21 @@ class RejectionABCConfig:
     Attributes:
         num_samples: Number of θ samples returned (resampled from the accepted draws).
         quantile: Accepted fraction of the prior draws, in ``(0, 1]``; ``None``: keep
-            ``round(sqrt(N))`` of the ``N`` draws.
+            ``round(sqrt(N))`` of the ``N`` draws (or ``num_top_samples``).
+        num_top_samples: Accept this many closest draws (at most ``N``; sbibm's
+            ``num_top_samples``); exclusive with ``quantile``.
+        kde: Return draws of a Gaussian KDE of the accepted draws (sbibm's cross-validated
+            bandwidth, :mod:`avo_bench.methods._kde`) instead of resampling them.
         set_size: Simulated observations per θ for an iid observed set (``None``: the
             budget-dependent default of :mod:`avo_bench.methods._summaries`).
     """
 
     num_samples: int = 10_000
     quantile: float | None = None
+    num_top_samples: int | None = None
+    kde: bool = False
     set_size: int | None = None
+    presets: ClassVar[dict[str, dict]] = {"sbibm": {"num_top_samples": 100, "kde": True}}
 
     def __post_init__(self):
         check_positive_int("rejection_abc", "num_samples", self.num_samples)
@@ -74,14 +87,27 @@ class RejectionABCConfig:
                 raise ValueError(
                     f"rejection_abc: quantile must be in (0, 1] or None, got {self.quantile!r}"
                 )
+        if self.num_top_samples is not None:
+            check_positive_int("rejection_abc", "num_top_samples", self.num_top_samples)
+            if self.quantile is not None:
+                raise ValueError(
+                    f"rejection_abc: give quantile ({self.quantile!r}) or num_top_samples "
+                    f"({self.num_top_samples!r}), not both"
+                )
+        if not isinstance(self.kde, bool):
+            raise ValueError(f"rejection_abc: kde must be True or False, got {self.kde!r}")
+        if self.kde and self.num_top_samples == 1:
+            raise ValueError("rejection_abc: kde needs num_top_samples >= 2, got 1")
         if self.set_size is not None:
             check_positive_int("rejection_abc", "set_size", self.set_size, minimum=2)
 
 
-def _num_accepted(num_draws: int, quantile: float | None) -> int:
-    if quantile is None:
+def _num_accepted(num_draws: int, config: RejectionABCConfig) -> int:
+    if config.num_top_samples is not None:
+        return min(num_draws, config.num_top_samples)
+    if config.quantile is None:
         return max(1, round(math.sqrt(num_draws)))
-    return max(1, min(num_draws, round(quantile * num_draws)))
+    return max(1, min(num_draws, round(config.quantile * num_draws)))
 
 
 def _closest(d: Tensor, k: int) -> Tensor:
@@ -115,7 +141,8 @@ def fit(
         device: Device of the computation.
 
     Returns:
-        ``num_samples`` accepted θ (resampled), the tolerance and acceptance in ``extras``.
+        ``num_samples`` accepted θ (resampled, or KDE draws with ``kde``), the tolerance,
+        acceptance (and KDE bandwidth) in ``extras``.
     """
     device = torch.device(device)
     observed = observed_summary(simulator, x_obs, device)
@@ -128,10 +155,16 @@ def fit(
     d = distances(summaries, observed, mad_scale(summaries))
     if not torch.isfinite(d).any():
         raise RuntimeError("rejection_abc: every simulated summary is NaN or inf")
-    k = _num_accepted(n_draws, config.quantile)
+    k = _num_accepted(n_draws, config)
     accepted = _closest(d, k)
     epsilon = float(d[accepted[-1]])
-    pick = torch.randint(k, (config.num_samples,), generator=generator, device=device)
     extras = {"epsilon": epsilon, "num_accepted": k, "num_draws": n_draws, "set_size": m}
+    if config.kde:
+        kde = fit_kde(theta[accepted])
+        samples = kde.sample(config.num_samples, generator)
+        extras["kde_bandwidth"] = kde.bandwidth
+    else:
+        pick = torch.randint(k, (config.num_samples,), generator=generator, device=device)
+        samples = theta[accepted][pick]
     history = pd.DataFrame([{"iteration": 0, **extras}])
-    return Result(theta[accepted][pick], simulator.num_simulations, history, extras)
+    return Result(samples, simulator.num_simulations, history, extras)

@@ -19,7 +19,16 @@ stopping rule of Lenormand, Jabot & Deffuant (2013):
 
 Every round is vectorized over particles. Data sets, summaries and the distance are those of
 :mod:`avo_bench.methods._summaries` (scale fixed by the first round's prior-predictive MAD).
-The ``num_samples`` returned θ are drawn from the final weighted population.
+The ``num_samples`` returned θ are drawn from the final weighted population, or, with
+``kde=True``, from a Gaussian KDE of it (its weights, sbibm's cross-validated bandwidth:
+:mod:`avo_bench.methods._kde`). The ``sbibm`` preset follows sbibm's "SMC-ABC (ours) 100 .5 .2
+KDE": population 100, kernel variance 0.5 times the weighted covariance, tolerance decay 0.2
+(here ``alpha = 0.2``: the first round draws ``5 N`` as sbibm's ``initial_round_factor = 5``,
+each later round keeps the closest fifth of the pool; sbibm's variant C resets the tolerance
+to the 0.2-quantile of the population's distances and simulates until ``N`` are accepted), and
+the final weighted KDE (``kde_sample_weights = true`` in sbibm's results configuration). sbibm
+used population 1000 at :math:`10^5` simulations ("1000 .5 .2 KDE"): pass
+``population_size=1000`` for that budget.
 
 References:
     Beaumont, Cornuet, Marin, Robert, "Adaptive approximate Bayesian computation",
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 import torch
@@ -46,6 +56,7 @@ from simulators import check_positive_float, check_positive_int
 from ..progress import report_progress
 from . import register
 from ._base import CountingSimulator, Result
+from ._kde import fit_kde
 from ._summaries import (
     check_budget,
     default_set_size,
@@ -74,6 +85,8 @@ class SMCABCConfig:
         kernel_scale: Perturbation covariance as a multiple of the weighted covariance (> 0).
         min_acceptance: Stop once the acceptance rate falls below it, in ``[0, 1)``; ``0``
             spends the whole budget.
+        kde: Return draws of a Gaussian KDE of the final weighted population (sbibm's
+            cross-validated bandwidth) instead of draws of the population itself.
         set_size: Simulated observations per θ for an iid observed set (``None``: default).
     """
 
@@ -82,7 +95,11 @@ class SMCABCConfig:
     alpha: float = 0.5
     kernel_scale: float = 2.0
     min_acceptance: float = 0.0
+    kde: bool = False
     set_size: int | None = None
+    presets: ClassVar[dict[str, dict]] = {
+        "sbibm": {"population_size": 100, "alpha": 0.2, "kernel_scale": 0.5, "kde": True}
+    }
 
     def __post_init__(self):
         check_positive_int("smc_abc", "num_samples", self.num_samples)
@@ -95,6 +112,8 @@ class SMCABCConfig:
             if not (ok and low_ok and value < 1):
                 bound = "(0, 1)" if field == "alpha" else "[0, 1)"
                 raise ValueError(f"smc_abc: {field} must be in {bound}, got {value!r}")
+        if not isinstance(self.kde, bool):
+            raise ValueError(f"smc_abc: kde must be True or False, got {self.kde!r}")
         if self.set_size is not None:
             check_positive_int("smc_abc", "set_size", self.set_size, minimum=2)
 
@@ -220,7 +239,8 @@ def fit(
         device: Device of the computation.
 
     Returns:
-        ``num_samples`` draws from the final weighted population; one history row per round.
+        ``num_samples`` draws from the final weighted population (or its KDE with ``kde``); one
+        history row per round.
     """
     device = torch.device(device)
     observed = observed_summary(simulator, x_obs, device)
@@ -248,9 +268,6 @@ def fit(
         report_progress(len(rows), total, epsilon=rows[-1]["epsilon"], acceptance=acceptance)
         if acceptance < config.min_acceptance:
             break
-    pick = torch.multinomial(
-        population.weights().float(), config.num_samples, True, generator=generator
-    )
     history = pd.DataFrame(rows)
     extras = {
         "epsilon": rows[-1]["epsilon"],
@@ -260,6 +277,14 @@ def fit(
         "population_size": size,
         "set_size": m,
     }
+    if config.kde:
+        kde = fit_kde(population.theta, population.weights())
+        extras["kde_bandwidth"] = kde.bandwidth
+        return Result(kde.sample(config.num_samples, generator), simulator.num_simulations,
+                      history, extras)  # fmt: skip
+    pick = torch.multinomial(
+        population.weights().float(), config.num_samples, True, generator=generator
+    )
     return Result(population.theta[pick], simulator.num_simulations, history, extras)
 
 

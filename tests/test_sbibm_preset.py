@@ -1,0 +1,186 @@
+"""Tests of ``--preset sbibm``: the ABC methods' KDE step, the presets' method configs, sbibm's
+published C2ST table and the report's published-vs-ours tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
+
+import avo_bench
+from avo_bench.methods import get_method
+from avo_bench.methods._kde import GRID_RANGE, cv_bandwidth, fit_kde
+from avo_bench.plan import PRESETS, method_config
+from avo_bench.published import (
+    SBIBM_C2ST,
+    SBIBM_C2ST_SOURCES,
+    SBIBM_GAUSSIAN_LINEAR_C2ST,
+    sbibm_published,
+)
+from avo_bench.report_published import published_table, sbibm_section
+
+ABC = ("rejection_abc", "smc_abc")
+
+
+def points(n=200, d=2, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+# --- configs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, config, match",
+    [
+        ("rejection_abc", {"kde": "yes"}, "kde must be True or False"),
+        ("rejection_abc", {"num_top_samples": 0}, "num_top_samples"),
+        ("rejection_abc", {"num_top_samples": 100, "quantile": 0.1}, "not both"),
+        ("rejection_abc", {"num_top_samples": 1, "kde": True}, "kde needs"),
+        ("smc_abc", {"kde": 1}, "kde must be True or False"),
+    ],
+)
+def test_bad_config(name, config, match):
+    with pytest.raises(ValueError, match=match):
+        get_method(name).make_config(**config)
+
+
+def test_sbibm_configs():
+    rej, smc = (method_config(m, {}, "sbibm") for m in ABC)
+    assert (rej["num_top_samples"], rej["kde"]) == (100, True)
+    assert (smc["population_size"], smc["alpha"], smc["kernel_scale"], smc["kde"]) == (
+        100, 0.2, 0.5, True)  # fmt: skip
+    npe, nle, nre = (method_config(m, {}, "sbibm") for m in ("npe", "nle", "nre"))
+    assert (npe["estimator"], nle["estimator"], nre["estimator"]) == ("nsf", "maf", "resnet")
+    assert {npe["training_batch_size"], nle["training_batch_size"]} == {10_000}
+    assert (nle["num_chains"], nle["thin"], nre["num_chains"]) == (100, 10, 100)
+    # the defaults are unchanged, and a user override wins over the preset
+    assert not method_config("rejection_abc", {}, "quick")["kde"]
+    assert method_config("npe", {}, None)["estimator"] == "maf"
+    assert method_config("smc_abc", {"population_size": 1000}, "sbibm")["population_size"] == 1000
+    assert PRESETS["sbibm"].c2st == "sbibm"
+
+
+# --- KDE -------------------------------------------------------------------------------------
+
+
+def test_kde_shape_dtype_seeding():
+    kde = fit_kde(points().float())
+    draw = lambda seed: kde.sample(5000, torch.Generator().manual_seed(seed))  # noqa: E731
+    a, b, c = draw(1), draw(1), draw(2)
+    assert a.shape == (5000, 2) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert len(torch.unique(a, dim=0)) == 5000  # no repeated points, unlike resampling
+
+
+def test_kde_bandwidth_is_best_of_a_fine_grid():
+    x = points(200, 2, seed=3)
+    h = cv_bandwidth(x)
+    spread = float(x.double().std())
+    assert GRID_RANGE[0] * spread - 1e-12 <= h <= GRID_RANGE[1] * spread + 1e-12
+    fine = np.linspace(GRID_RANGE[0] * spread, GRID_RANGE[1] * spread, 81)
+    search = GridSearchCV(KernelDensity(), {"bandwidth": fine}, cv=20).fit(x.double().numpy())
+    chosen = GridSearchCV(KernelDensity(), {"bandwidth": [h]}, cv=20).fit(x.double().numpy())
+    assert chosen.best_score_ >= search.best_score_ - 1e-3, (h, search.best_params_)
+
+
+def test_kde_weights_and_spread():
+    x = points(100, 3, seed=4)
+    weights = torch.zeros(100)
+    weights[7] = 1.0
+    kde = fit_kde(x, weights)
+    draws = kde.sample(20_000, torch.Generator().manual_seed(0)).double()
+    assert torch.allclose(draws.mean(0), x[7].double(), atol=0.05 * kde.bandwidth)
+    assert torch.allclose(draws.std(0), torch.full((3,), kde.bandwidth).double(), rtol=0.03)
+
+
+@pytest.mark.parametrize(
+    "x, weights, match",
+    [
+        (torch.zeros(1, 2), None, "shape"),
+        (torch.ones(10, 2), None, "not all equal"),
+        (torch.randn(10, 2), -torch.ones(10), "weights"),
+        (torch.randn(10, 2), torch.ones(9), "weights"),
+    ],
+)
+def test_kde_bad_input(x, weights, match):
+    with pytest.raises(ValueError, match=match):
+        fit_kde(x, weights)
+
+
+@pytest.mark.parametrize("name", ABC)
+def test_abc_kde_end_to_end(name):
+    task = avo_bench.task("two_moons", seed=0, preset="sbibm")
+    result = avo_bench.fit(name, "two_moons", task.x_obs, budget=1000, seed=0, preset="sbibm",
+                           num_samples=2000)  # fmt: skip
+    assert result.theta.shape == (2000, 2) and torch.isfinite(result.theta).all()
+    assert len(torch.unique(result.theta, dim=0)) == 2000
+    assert result.num_simulations <= 1000 and result.extras["kde_bandwidth"] > 0
+    if name == "rejection_abc":
+        assert result.extras["num_accepted"] == 100
+
+
+# --- published values and the report ----------------------------------------------------------
+
+
+def test_published_table():
+    tasks = {t for t, _, _ in SBIBM_C2ST}
+    assert len(tasks) == 10
+    for task, method, _ in SBIBM_C2ST:
+        assert all((task, method, b) in SBIBM_C2ST for b in (1_000, 10_000, 100_000))
+        assert (task, method) in SBIBM_C2ST_SOURCES
+    for (method, budget), value in SBIBM_GAUSSIAN_LINEAR_C2ST.items():
+        assert sbibm_published("gaussian_linear", method, budget) == value
+    assert all(0.5 <= m <= 1 and s >= 0 and n == 10 for m, s, n in SBIBM_C2ST.values())
+    assert sbibm_published("two_moons", "avo", 1000) is None
+    assert ("gaussian_mixture", "abc_rf", 1000) not in SBIBM_C2ST  # not rerun on sbibm 1.1.0
+
+
+def frame(values: dict) -> pd.DataFrame:
+    rows = []
+    for (sim, method, seed, budget), value in values.items():
+        status = "ok" if np.isfinite(value) else "error"
+        rows.append({"simulator": sim, "method": method, "seed": seed, "budget": budget,
+                     "n_obs": 1, "space": "posterior", "metric": "c2st", "value": value,
+                     "variant": "sbibm", "status": status})  # fmt: skip
+    rows.append({**rows[0], "metric": "w1", "value": 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_report_tables():
+    rows = frame({("two_moons", "npe", 0, 1000): 0.7, ("two_moons", "npe", 1, 1000): 0.8,
+                  ("two_moons", "avo", 0, 1000): 0.9, ("two_moons", "avo", 1, 1000): np.nan,
+                  ("weinberg", "npe", 0, 1000): 0.6})  # fmt: skip
+    table = published_table(rows, "two_moons").set_index("method")
+    assert table.loc["npe", "ours"] == "0.750 ± 0.071 (2)"
+    mean, sd, n = SBIBM_C2ST["two_moons", "npe", 1000]
+    assert table.loc["npe", "sbibm"] == f"{mean:.3f} ± {sd:.3f} ({n})"
+    assert table.loc["avo", "sbibm"] == "-" and table.loc["avo", "not ok"] == "1 error"
+    text = "\n".join(sbibm_section(rows))
+    assert "### two_moons" in text and "weinberg" not in text and "main_paper.csv" in text
+    assert sbibm_section(rows[rows.simulator == "weinberg"]) == []
+
+
+# --- against sbibm's published C2ST (slow: one C2ST at 10^4 samples per side each) -------------
+
+
+# sbibm's gaussian_linear observation 1 at 10^3 simulations: ours with the sbibm preset within the
+# published mean +- (2 published sd + 0.02) (rejection ABC: [0.841, 0.986], which its default
+# config's 0.99 misses).
+# Measured with scripts/reproduce_sbibm.py (observations drawn there, not sbibm's, fast C2ST at
+# 10^4 per side): rejection_abc_kde 0.899, 0.914; smc_abc_kde 0.881, 0.877 (published 0.914,
+# 0.922); the default configs score ~0.99 and 0.92-0.94 (issue 14).
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ABC)
+def test_sbibm_abc_matches_published(name):
+    from avo_bench.metrics import c2st
+
+    task = avo_bench.task("gaussian_linear", seed=0, preset="sbibm")
+    result = avo_bench.fit(name, "gaussian_linear", task.x_obs, budget=1000, seed=0,
+                           preset="sbibm")  # fmt: skip
+    reference = task.reference[:10_000]
+    accuracy = c2st(reference, result.theta, variant="fast", seed=1)
+    mean, sd, _ = SBIBM_C2ST["gaussian_linear", name, 1000]
+    assert abs(accuracy - mean) <= 2 * sd + 0.02, (accuracy, mean, sd)
