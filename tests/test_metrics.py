@@ -281,9 +281,12 @@ def test_c2st_identical_and_separated():
     assert c2st(a, b) > 0.99
 
 
-@pytest.mark.parametrize(("d", "shift"), [(1, 1.0), (2, 0.6), (5, 0.4)])
+@pytest.mark.parametrize(("d", "shift"), [(1, 1.0), (2, 0.6)])
 def test_c2st_fast_near_bayes_accuracy(d, shift):
     # Equal covariances: the best accuracy is Phi(Delta / 2), Delta the Mahalanobis distance.
+    # Only in d <= 2: from d = 5 on, sbibm's classifier (10 d units per layer, trained until its
+    # training loss stalls) overfits 1,600 rows and reads below it, and so does the fast variant,
+    # which trains the same way (d = 5, shift 0.4: 0.617 for a best of 0.673).
     a, b = gaussians(2000, 2000, d, shift, 23 + d)
     bayes = stats.norm.cdf(shift * math.sqrt(d) / 2)
     assert c2st(a, b, seed=1) == pytest.approx(bayes, abs=0.03)
@@ -300,7 +303,8 @@ def test_c2st_fast_near_bayes_accuracy(d, shift):
     ],
 )
 def test_c2st_fast_matches_sbibm(d, shift, scale, seed):
-    # d <= 2 (d = 10 below): agreement at 1,000 per side on several kinds of difference.
+    # Gaussian pairs at 1,000 per side, one seed: here a seed's spread is ~0.005 for either
+    # variant. Non-Gaussian shapes, with means over seeds: tests/test_c2st_agreement.py.
     a, b = gaussians(1000, 1000, d, shift, seed, scale=scale)
     assert c2st(a, b, seed=seed) == pytest.approx(c2st(a, b, variant="sbibm", seed=seed), abs=0.02)
 
@@ -308,10 +312,10 @@ def test_c2st_fast_matches_sbibm(d, shift, scale, seed):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_c2st_d10_both_variants_at_chance_and_near_one():
-    # At d = 10 the variants are not interchangeable (module doc: on separated sets at 1,000
-    # per side fast reads 0.03-0.04 above sbibm, whose own value moves by ~0.05 with its seed),
-    # so no agreement is asserted; both must be at chance for equal distributions and near 1
-    # for well-separated ones (Bayes accuracy Phi(1.5 sqrt(10) / 2) = 0.991).
+    # At 300 per side in d = 10 either variant's value moves by ~0.05 with its seed (both
+    # memorize 480 rows with 100-unit layers), so one seed's agreement is not asserted; both
+    # must be at chance for equal distributions and near 1 for well-separated ones (Bayes
+    # accuracy Phi(1.5 sqrt(10) / 2) = 0.991).
     same = gaussians(300, 300, 10, 0.0, 38)
     far = gaussians(300, 300, 10, 1.5, 39)
     for variant in ("fast", "sbibm"):
@@ -332,14 +336,48 @@ def test_c2st_unequal_sizes_chance_is_one_half(variant):
     assert abs(balanced - 0.5) < 0.06
 
 
+@pytest.mark.parametrize(("n", "d"), [(4, 1), (7, 1), (11, 2)])
+def test_c2st_fast_small_sets_whose_folds_differ_in_size(n, d):
+    # Under 200 training rows a fold's minibatch is all of its rows, and the folds differ by one
+    # row: on these sets a larger fold stops first and the smaller ones train on (this raised
+    # "zip() argument 3 is shorter" before the finished folds' padding was cut).
+    g = torch.Generator().manual_seed(n)
+    a, b = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+    assert 0 <= c2st(a, b + 1, seed=1) <= 1
+    assert c2st(a, b + 10, seed=1) == 1.0
+
+
 def test_c2st_bad_options():
     a, b = gaussians(50, 50, 2, 0.0, 34)
     with pytest.raises(ValueError, match="variant"):
         c2st(a, b, variant="svm")
     with pytest.raises(ValueError, match="n_folds"):
         c2st(a, b, n_folds=1)
-    with pytest.raises(ValueError, match="zero variance"):
-        c2st(torch.ones(50, 2), b)
+    with pytest.raises(ValueError, match="seed"):
+        c2st(a, b, seed=-1)
+
+
+@pytest.mark.parametrize("variant", ["fast", "sbibm"])
+def test_c2st_bad_input(variant):
+    # Checked before any training, with a message that names the problem.
+    a, b = gaussians(50, 50, 2, 0.0, 35)
+    constant = a.clone()
+    constant[:, 1] = 3.0
+    with pytest.raises(ValueError, match=r"zero variance in dimensions \[1\]"):
+        c2st(constant, b, variant=variant)
+    with pytest.raises(ValueError, match="n_folds=5 exceeds the 4 samples"):
+        c2st(a[:2], b[:2], variant=variant)
+    with pytest.raises(ValueError, match="n_folds=5 exceeds the 4 samples"):
+        c2st(a, b[:2], variant=variant)  # after subsampling a to b's size
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        c2st(a[:1], b, variant=variant)
+    for bad in (math.nan, math.inf, -math.inf):
+        broken = b.clone()
+        broken[7, 0] = bad
+        with pytest.raises(ValueError, match="b contains NaN or inf"):
+            c2st(a, broken, variant=variant)
+    with pytest.raises(ValueError, match="same dimension"):
+        c2st(a, b[:, :1], variant=variant)
 
 
 # ---------------------------------------------------------------- MMD
