@@ -58,7 +58,8 @@ def _method(method: str | Method) -> Method:
 def _sizes(preset: str) -> Sizes:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from: {', '.join(PRESETS)}")
-    return Sizes(PRESETS[preset].n_param, PRESETS[preset].n_edges)
+    chosen = PRESETS[preset]
+    return Sizes(chosen.n_param, chosen.n_edges, chosen.c2st)
 
 
 def fit(
@@ -139,12 +140,15 @@ def score(
     theta_star: Tensor | None = None,
     seed: int = 0,
     preset: str = "quick",
+    result: Result | None = None,
 ) -> pd.DataFrame:
     """Scores samples ``theta`` ``(n, d_theta)`` exactly as a grid cell does.
 
     Give either a :class:`Task` (from :func:`task`; the grid cell's scores when ``seed`` is
     the cell's ``cell_seed``), or a simulator and ``x_obs`` (any observed set; ``theta_star``
-    if known enables the distance to θ* and the data-space floors).
+    if known enables the distance to θ* and the data-space floors). Pass the method's
+    :class:`~avo_bench.methods.Result` as ``result`` for the scores that need its density
+    (``nltp``) or amortized sampler (expected coverage, SBC); without it they are ``n/a``.
 
     Returns:
         One row per score of :data:`avo_bench.scoring.SCORES` that applies: ``space``,
@@ -168,7 +172,7 @@ def score(
             f"{tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__}"
         )
     with seeded_globals(derive_seed("score-globals", seed)):
-        scores = _score(t, theta, seed=seed)
+        scores = _score(t, theta, seed=seed, result=result)
     return score_rows(scores)
 
 

@@ -10,6 +10,7 @@ convention); 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import warnings
@@ -94,6 +95,14 @@ def _seeds(values: list[str]) -> int | list[int]:
     return [_integer(t, "seed") for t in tokens]
 
 
+def _cores() -> int:
+    """The cores this process may use (its CPU affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _run_options(args: argparse.Namespace) -> dict:
     from avo_bench.formats import load_toml
 
@@ -134,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     options.setdefault("quiet", False)
+    options.setdefault("jobs", _cores())  # one worker per core, one torch thread each
     options["command"] = "python -m avo_bench " + shlex.join(args.argv)
     # This process runs the cells of the in-process executor: pin its torch threads like the
     # workers' (default 1; torch's default pool stalls under contention on small machines).
@@ -158,7 +168,7 @@ def _report(args: argparse.Namespace) -> int:
     from avo_bench.report import write_report
 
     try:
-        print(write_report(args.dir))
+        print(write_report(args.dir, cell_plots=args.cell_plots))
     except OSError as error:  # e.g. a read-only directory: a usage error, not a crash
         raise ValueError(f"cannot write the report into {args.dir}: {error}") from None
     return 0
@@ -204,7 +214,12 @@ def _run_parser(commands) -> None:
     p.add_argument("--preset", choices=list(PRESETS), help=f"default quick. {presets}")
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--out", metavar="DIR", help="run directory (default results/PRESET)")
-    p.add_argument("--jobs", type=int, metavar="N", help="parallel workers (default 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="parallel workers (default: the cores available, one torch thread each)",
+    )
     p.add_argument("--executor", choices=list(EXECUTORS), help="default: inprocess for "
                    "--jobs 1, processes for more, dask with --scheduler")  # fmt: skip
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, tcp://host:port")
@@ -241,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(commands)
     report = commands.add_parser("report", help="write report.md and plots for a run directory")
     report.add_argument("dir", metavar="DIR")
+    report.add_argument("--cell-plots", action="store_true", help="also draw the per-cell "
+                        "diagnostics of seed 0 (needs the run's cells/ arrays; slower)")  # fmt: skip
     report.set_defaults(handler=_report)
     comp = commands.add_parser("compare", help="differences between two runs (exit 1 if any)")
     comp.add_argument("dir_a", metavar="DIR_A")

@@ -1,8 +1,9 @@
-"""The run plan: presets, validation of every name and option, and the grid of cells.
+"""The run plan: validation of every name and option, and the grid of cells (presets:
+:mod:`avo_bench.presets`).
 
 A run is the grid simulators × methods × seeds × budgets (× ``n_obs``, the number of
-observations, for tasks with an iid observed set: :mod:`avo_bench.axes`). :func:`make_plan` validates every
-name and option *before* anything runs and expands the grid into picklable :class:`Cell`
+observations, for tasks with an iid observed set: :mod:`avo_bench.axes`). :func:`make_plan`
+validates every name and option *before* anything runs and expands the grid into picklable :class:`Cell`
 specifications; the registries are read, never a list of names.
 
 A method may tune itself for a preset by defining a class attribute on its config dataclass,
@@ -24,76 +25,10 @@ from simulators import SIMULATORS, get_simulator, simulator_options
 
 from .axes import n_obs_options, n_obs_values
 from .formats import jsonable
+from .presets import PRESETS, Preset
 from .seeding import derive_seed
 
 __all__ = ["PRESETS", "Cell", "Plan", "Preset", "make_plan", "method_config"]
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Budgets and scoring sizes of a named grid.
-
-    Attributes:
-        budgets: Simulation budgets of every cell.
-        max_n_obs: Cap on a simulator's default ``n_obs`` (``None``: keep the default); an
-            explicit ``n_obs`` option is never changed.
-        n_param: Largest number of returned ``theta`` rows scored in parameter space.
-        n_edges: Size of the fixed-seed observed draw that defines the JS histogram bins.
-        description: One line for ``--help``.
-        n_obs: The ``n_obs`` ladder of every task with an iid observed set when the run gives
-            none (``None``: each task's own ``n_obs``); values above a task's largest set are
-            dropped, and a task with a single observation runs it once.
-        simulators, methods: The run's simulators and methods when it names none (``None``:
-            every registered one).
-        seeds: The run's number of seeds when it gives none.
-        cell_timeout: Default wall-time limit of one cell in seconds (task, fit and scoring);
-            a cell past it is stopped and recorded with status ``timeout``. Far above what any
-            registered method needs at the preset's budgets (the reference ``paper`` grid's
-            slowest fit took 72 s on 2 shared cores), it only stops a stalled cell.
-    """
-
-    budgets: tuple[int, ...]
-    max_n_obs: int | None
-    n_param: int
-    n_edges: int
-    description: str
-    cell_timeout: float = 3600.0
-    n_obs: tuple[int, ...] | None = None
-    simulators: tuple[str, ...] | None = None
-    methods: tuple[str, ...] | None = None
-    seeds: int = 1
-
-
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
-        (300,),
-        200,
-        300,
-        2000,
-        "smoke test: budget 300, n_obs <= 200 (seconds)",
-        cell_timeout=600.0,
-    ),
-    "quick": Preset(
-        (10_000,), 1000, 1000, 10_000, "budget 10^4, n_obs <= 1000 (minutes)", cell_timeout=1800.0
-    ),
-    "paper": Preset(
-        (1_000, 10_000, 100_000),
-        None,
-        10_000,
-        20_000,
-        "budgets 10^3/10^4/10^5 (sbibm, AVO)",
-        cell_timeout=7200.0,
-    ),
-    "iid": Preset(
-        (10_000,),
-        None,
-        10_000,
-        20_000,
-        "budget 10^4 at n_obs 1/10/100/1000 (iid tasks: the n_obs axis)",
-        cell_timeout=7200.0,
-        n_obs=(1, 10, 100, 1000),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -106,7 +41,7 @@ class Cell:
         simulator_options: Full options of the simulator (with the cell's ``n_obs``).
         method_config: Full method config as keyword arguments.
         device: Torch device name.
-        scoring: Scoring sizes (``n_param``, ``n_edges``).
+        scoring: Scoring sizes (``n_param``, ``n_edges``, and ``c2st`` if not ``"fast"``).
         n_obs: The cell's number of observations (a coordinate of the ``n_obs`` axis).
     """
 
@@ -284,7 +219,7 @@ def make_plan(
     simulators: Sequence[str] | None = None,
     methods: Sequence[str] | None = None,
     *,
-    seeds: int | Sequence[int] = 1,
+    seeds: int | Sequence[int] | None = None,
     budgets: Sequence[int] | None = None,
     preset: str = "quick",
     device: str = "cpu",
@@ -307,8 +242,10 @@ def make_plan(
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from: {', '.join(PRESETS)}")
     chosen = PRESETS[preset]
-    sim_names = _names("simulator", simulators, SIMULATORS)
-    method_names = _names("method", methods, METHODS)
+    sim_names = _names("simulator", chosen.simulators if simulators is None else simulators,
+                       SIMULATORS)  # fmt: skip
+    method_names = _names("method", _preset_methods(chosen, METHODS) if methods is None
+                          else methods, METHODS)  # fmt: skip
     sim_given, method_given = simulator_options or {}, method_options or {}
     _check_overrides("simulator", sim_given, SIMULATORS)
     _check_overrides("method", method_given, METHODS)
@@ -316,11 +253,13 @@ def make_plan(
     configs = {n: method_config(n, method_given.get(n, {}), preset) for n in method_names}
     _unused("simulator", sim_given, sim_names, lambda n, v: _simulator_options(n, v, chosen))
     _unused("method", method_given, method_names, lambda n, v: method_config(n, v, preset))
-    seed_list = _seeds(seeds)
+    seed_list = _seeds(chosen.seeds if seeds is None else seeds)
     _check_observations(sim_names, seed_list)
     budget_list = _budgets(chosen.budgets if budgets is None else budgets)
     device = _device(device)
     scoring = {"n_param": chosen.n_param, "n_edges": chosen.n_edges}
+    if chosen.c2st != "fast":  # (absent: the default, as in run directories from before)
+        scoring["c2st"] = chosen.c2st
     ladder = n_obs_values(n_obs) if n_obs is not None else chosen.n_obs
     axis = {s: _axis(s, sim_opts[s], ladder, strict=n_obs is not None) for s in sim_names}
     grid = [
@@ -344,6 +283,14 @@ def make_plan(
         }
     )
     return Plan(cells, identity)
+
+
+def _preset_methods(preset: Preset, registry: Mapping) -> tuple[str, ...] | None:
+    """The preset's methods that are registered (a method of an optional extra that is not
+    installed is left out), or ``None`` for every registered one."""
+    if preset.methods is None:
+        return None
+    return tuple(name for name in preset.methods if name in registry)
 
 
 def _axis(name: str, options: dict, ladder, strict: bool) -> list[tuple[dict, int]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -211,7 +212,7 @@ def run(
     simulators: Sequence[str] | None = None,
     methods: Sequence[str] | None = None,
     *,
-    seeds: int | Sequence[int] = 1,
+    seeds: int | Sequence[int] | None = None,
     budgets: Sequence[int] | None = None,
     preset: str = "quick",
     device: str = "cpu",
@@ -233,10 +234,10 @@ def run(
     """Runs the benchmark grid simulators × methods × seeds × budgets and returns its rows.
 
     Arguments:
-        simulators: Simulator names (default: every registered one).
-        methods: Method names (default: every registered one; cells where a method does not
-            apply become ``n/a`` rows).
-        seeds: Number of seeds (``0..n-1``) or a list of seeds.
+        simulators: Simulator names (default: the preset's, else every registered one).
+        methods: Method names (default: the preset's, else every registered one; cells where
+            a method does not apply become ``n/a`` rows).
+        seeds: Number of seeds (``0..n-1``) or a list of seeds (default: the preset's).
         budgets: A list of simulation budgets (default: the preset's).
         preset: ``tiny``, ``quick``, ``paper`` or ``iid`` (see :data:`avo_bench.plan.PRESETS`).
         device: ``cpu`` or ``cuda[:N]``.
@@ -294,6 +295,9 @@ def run(
         previous = replaced_configs(run_dir, replace)
         _drop_methods(run_dir, replace)
         done = _finished(run_dir, plan, retry_errors)
+        resumed = sum(cell.key in done for cell in plan.cells)
+        _say(quiet, f"{len(plan.cells)} cells ({resumed} already in {run_dir}), {jobs} "
+                    f"worker(s) ({executor})")  # fmt: skip
         if any(cell.key not in done for cell in plan.cells):
             settings = {"executor": executor, "jobs": jobs, "threads": threads or 1,
                         "cell_timeout": limit}  # fmt: skip
@@ -313,6 +317,7 @@ def run(
         if report:
             from .report import write_report
 
+            _say(quiet, f"writing the report: {run_dir / 'report.md'} and plots")
             write_report(run_dir)
     rows = load_results(run_dir)
     summary = failure_summary(rows[rows.set_index(KEY_CELL).index.isin(plan_keys(plan))])
@@ -320,6 +325,12 @@ def run(
         warnings.warn(f"{summary}\nRe-run failed cells with retry_errors=True "
                       "(--retry-errors).", CellErrors, stacklevel=2)  # fmt: skip
     return rows
+
+
+def _say(quiet: bool, text: str) -> None:
+    """One progress line on stderr (unless ``quiet``)."""
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
 
 
 def plan_keys(plan: Plan) -> list[tuple]:
