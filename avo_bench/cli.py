@@ -138,8 +138,8 @@ def _run_options(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from avo_bench.results import CELL_KEY
     from avo_bench.runner import CellErrors, failure_summary, run
+    from avo_bench.summary import cells as summary_cells
 
     options = _run_options(args)
     options.setdefault("quiet", False)
@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CellErrors)  # printed below instead
         rows = run(**options)
-    cells = rows.drop_duplicates(CELL_KEY)
+    cells = summary_cells(rows)
     counts = ", ".join(f"{v} {k}" for k, v in cells.status.value_counts().items())
     out = options.get("out") or f"results/{options.get('preset', 'quick')}"
     print(f"{len(cells)} cells ({counts}); results in {out}/results.csv")

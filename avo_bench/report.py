@@ -26,6 +26,7 @@ from . import stats
 from .report_published import sbibm_section
 from .results import atomic_write, load_results, read_manifest
 from .summary import CALIBRATION, CELL, GROUP, headline_scores, mean_ranks, summarize, tasks
+from .summary import cells as summary_cells
 
 __all__ = ["cost", "headline", "score_table", "who_wins", "write_report"]
 
@@ -270,7 +271,7 @@ def _provenance(run_dir: Path, rows: pd.DataFrame) -> list[str]:
 
 def _problems(rows: pd.DataFrame) -> str:
     """Cells not ok, and scores n/a or failed in ok cells, grouped by reason."""
-    cells = rows.drop_duplicates(CELL)
+    cells = summary_cells(rows)
     failed = set(map(tuple, cells.loc[cells.status != "ok", CELL].to_numpy()))
     whole = rows[[tuple(k) in failed for k in rows[CELL].to_numpy()]]
     part = rows[(rows.status != "ok") & ~rows.index.isin(whole.index)]
@@ -325,7 +326,7 @@ def write_report(run_dir: str | Path, *, cell_plots: bool = False) -> Path:
     rows = load_results(run_dir)
     table = summarize(rows)
     budget = _middle(rows, None)
-    cells = rows.drop_duplicates(CELL)
+    cells = summary_cells(rows)
     counts = cells.status.value_counts().to_dict()
     lines = [f"# avo_bench report: {run_dir.name}", "",
              f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}), "

@@ -24,6 +24,7 @@ __all__ = [
     "CELL",
     "GROUP",
     "at_floor",
+    "cells",
     "directions",
     "headline_scores",
     "mean_ranks",
@@ -34,6 +35,15 @@ __all__ = [
 GROUP = ["task", "budget", "space", "metric"]
 CELL = [k for k in KEY if k not in ("space", "metric")]  # the columns that identify a cell
 CALIBRATION = "calibration"  # the space of the calibration scores (the report's own section)
+
+
+def cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell with the cell's status: ``ok`` if any of its scores is ok, else its
+    failure (``error``/``timeout``), else ``n/a`` (a cell whose first score is undefined for
+    its task, e.g. W1 of one observation, is still ``ok``)."""
+    rank = rows.status.map({"ok": 0, "error": 1, "timeout": 1}).fillna(2)
+    first = rows.assign(_rank=rank).sort_values("_rank", kind="stable").drop_duplicates(CELL)
+    return first.sort_index().drop(columns="_rank")
 
 
 def tasks(rows: pd.DataFrame) -> pd.Series:
