@@ -254,16 +254,23 @@ def test_abc_rf_sbibm_gaussian_linear_c2st(budget):
     assert float(error.abs().max()) < 1.0
 
 
-# The optimizers at 10^4 simulations on fresh seeds (the note's numbers use seeds 0-2): the
-# distance of the returned distribution's mean to the truth, |E_q theta - theta*| (Poisson) and
-# |E_q c(theta) - c(theta*)| (Weinberg), against bounds of about twice the worst of the measured
-# seeds (scripts/lgso_vs_avo.py for Weinberg; the prior's own distances are 0.45 and 1.03).
-RECOVERY = {"poisson": 0.15, "weinberg": 0.4}
+# The optimizers at 10^4 simulations on a fresh seed (12): the distance of the returned
+# distribution's mean to the truth, |E_q theta - theta*| (Poisson) and |E_q c(theta) - c(theta*)|
+# (Weinberg), against bounds of about twice the worst of seeds 0-2, measured with the same calls
+# (Poisson, observed seed = fit seed; worst: cmaes 0.072, lgso 0.061) and by
+# scripts/lgso_vs_avo.py (Weinberg, results/figures/lgso/finals.csv; worst: cmaes 0.279, lgso
+# 0.070). The prior's own distances are 0.445 (Poisson) and 1.04 (Weinberg).
+RECOVERY = {
+    ("cmaes", "poisson"): 0.15,
+    ("lgso", "poisson"): 0.12,
+    ("cmaes", "weinberg"): 0.55,
+    ("lgso", "weinberg"): 0.14,
+}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["cmaes", "lgso"])
-@pytest.mark.parametrize("simulator", sorted(RECOVERY))
+@pytest.mark.parametrize("simulator", ["poisson", "weinberg"])
 def test_optimizers_recover_theta_star(name, simulator):
     needs(name)
     sim = get_simulator(simulator)
@@ -274,4 +281,4 @@ def test_optimizers_recover_theta_star(name, simulator):
     if simulator == "weinberg":
         theta, star = sim.identified(theta), sim.identified(star[None])[0]
     distance = float((theta.mean(0) - star).abs().max())
-    assert distance < RECOVERY[simulator], distance
+    assert distance < RECOVERY[name, simulator], distance
