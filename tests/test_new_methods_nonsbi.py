@@ -103,7 +103,7 @@ def test_defaults_are_valid_and_lists_become_tuples(name):
 )
 def test_too_small_budget_names_the_minimum(name, budget, changes, minimum):
     needs(name)
-    sim = get_simulator("poisson", n_obs=1)
+    sim = get_simulator("poisson", n_obs=5 if name == "lgso" else 1)  # lgso: n/a at n_obs = 1
     with pytest.raises(ValueError, match=rf"{name}: budget must be an integer {minimum}"):
         avo_bench.fit(name, sim, observe(sim), budget=budget, **changes)
 
@@ -114,6 +114,13 @@ def test_population_tasks_are_not_applicable_with_the_reason(name):
     sim = get_simulator("rosenbrock", n_obs=50)
     with pytest.raises(NotApplicable, match="rosenbrock is a population task"):
         avo_bench.fit(name, sim, observe(sim), budget=1000)
+
+
+def test_lgso_is_not_applicable_to_one_observation():
+    needs("lgso")
+    sim = get_simulator("poisson", n_obs=1)
+    with pytest.raises(NotApplicable, match="n_obs = 1: L-GSO's critic"):
+        avo_bench.fit("lgso", sim, observe(sim), budget=1000)
 
 
 # contract: shapes, counts, support, determinism, global state ---------------------------------

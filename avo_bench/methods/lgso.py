@@ -224,11 +224,17 @@ def _pathwise_grad(critic, surrogate, proposal, psi, region, config, g) -> tuple
 
 
 def applicable(simulator) -> str | None:
-    """``None`` for a point task; for a population task, the reason L-GSO does not apply."""
+    """``None`` for a point task with an iid observed set, else the reason L-GSO does not
+    apply."""
     if simulator.kind != "point":
         return (
             f"lgso optimizes around a single θ* (a local surrogate in a trust region), but "
             f"{simulator.name} is a {simulator.kind} task (each observation has its own θ)"
+        )
+    if simulator.n_obs == 1:  # as AVO (same objective): see avo_bench.methods.avo
+        return (
+            "n_obs = 1: L-GSO's critic (AVO's objective) compares simulations with a single "
+            "observed point, whose optimum is a point estimate, not a distribution"
         )
     return None
 
