@@ -56,7 +56,7 @@ BEFORE = dict(
     reuse_simulations=True, standardize_x=True,
 )  # fmt: skip
 CONFIGS = {"before": BEFORE, "after": {}}
-REFERENCE = Path("results/reference-paper/results.csv")
+REFERENCE = Path("results/archive/reference-paper-0.1.0/results.csv")
 
 
 def run_cell(simulator: str, method: str, seed: int, budget: int, config: str) -> list[dict]:
