@@ -175,6 +175,12 @@ class Pool:
                 if progress is not None:
                     progress(*payload)
                 continue
+            if kind == "failed":  # the child could not write the cell's rows; it serves on
+                del busy[conn]
+                outcome = _failed_in_child(worker, payload)
+                self.idle.append(worker)
+                yield outcome
+                continue
             del busy[conn]
             worker.cell = None
             self.idle.append(worker)
@@ -198,6 +204,18 @@ def _timed_out(cell: Cell, limit: float, elapsed: float):
     message = (f"stopped after {elapsed:.0f} s: the cell's time limit is {limit:g} s "
                "(cell_timeout, --cell-timeout); its worker process was killed")  # fmt: skip
     return failed(cell, "timeout", message, wall_time_s=elapsed)
+
+
+def _failed_in_child(worker: Worker, message: str):
+    from .cell import failed
+
+    cell, worker.cell = worker.cell, None
+    if "unknown simulator" in message or "unknown method" in message:
+        message += ("; worker processes know only what is registered on import of `simulators`, "
+                    "`avo_bench.methods` or the main script's top level, not under `if __name__ "
+                    "== '__main__':`, in a notebook or in a test: register it there, or run with "
+                    "jobs=1")  # fmt: skip
+    return failed(cell, "error", message, wall_time_s=time.monotonic() - worker.started)
 
 
 def _died(worker: Worker):
@@ -266,8 +284,12 @@ def _serve(conn: Connection, threads: int | None, parent: int, progress: bool) -
         try:
             outcome = run_cell(cell, _forwarder(conn) if progress else None)
         except BaseException as error:  # KeyboardInterrupt here is the method's (own session)
-            outcome = failed(cell, "error", f"{type(error).__name__} raised inside the cell: "
-                             f"{error}")  # fmt: skip
+            message = f"{type(error).__name__} raised inside the cell: {error}"
+            try:
+                outcome = failed(cell, "error", message)
+            except Exception:  # e.g. a simulator this child does not know: the runner writes
+                conn.send(("failed", message))  # the rows (it knows which scores the cell has)
+                continue
         try:
             conn.send(("done", outcome))
         except Exception as error:  # e.g. a history the pickler refuses

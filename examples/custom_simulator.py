@@ -19,9 +19,9 @@ Worker processes are fresh interpreters that import ``simulators`` (whose own mo
 themselves on import) and, because they are started with ``spawn``, re-run the *top-level* code
 of the main script, not its ``if __name__ == "__main__":`` block. So ``jobs > 1`` (and a local
 Dask cluster) also work when the script registers at import time, as this one does (measured:
-the same rows as ``jobs=1``); they fail, the run stopping with ``ValueError: unknown simulator
-'binomial'``, when the registration runs only under the ``__main__`` guard, in a notebook or
-under pytest. ``python -m avo_bench run`` and the workers of a remote Dask scheduler never see
+the same rows as ``jobs=1``); their cells fail (status ``error``, message ``unknown simulator
+'binomial'`` and why) when the registration runs only under the ``__main__`` guard, in a
+notebook or under pytest. ``python -m avo_bench run`` and the workers of a remote Dask scheduler never see
 it. To make a simulator available everywhere, save its module as ``simulators/<name>.py``:
 every public module of that package is imported, hence registered, by ``import simulators``.
 
