@@ -26,6 +26,9 @@ REASONS = {
     "fmpe": "13 s CPU per fit at 10³ plus its amortized calibration check (200,000 ODE draws, about 100 s CPU per cell): about 1.5 CPU-hours for 45 cells; not run this session",
     "npse": "42 s CPU per fit at 10³ (33 s of it reverse-SDE sampling of 10,000 draws); about 40 CPU-min for 45 cells; not run this session",
     "npe_ensemble": "30 s CPU per fit at 10³ (5 NPEs) plus the ensemble's calibration check; not run this session",
+    "snpe": "registered 2026-11-30 (late): 57 s CPU per fit at 10³ on two_moons (10 rounds of 100 simulations); about 45 CPU-min for 45 cells; not run yet",
+    "snle": "registered 2026-11-30 (late): 10 rounds, each sampling the current posterior by slice-sampling MCMC, plus 10,000 final draws: 139 s CPU per fit at 10³ on two_moons (n_obs = 1), more on the iid tasks; about 2 CPU-hours for 45 cells; not run yet",
+    "snre": "registered 2026-11-30 (late): as snle with a classifier, 24 s CPU per fit at 10³ on two_moons (n_obs = 1), more on the iid tasks; not run yet",
 }
 DEFAULT = "in the reference command's method list, not reached when this session's run was stopped (compute); re-running the command runs it"
 missing = []

@@ -1,15 +1,13 @@
 r"""Sequential neural posterior, likelihood and ratio estimation (SNPE, SNLE, SNRE) through
 ``sbi``, as sbibm ran them.
 
-WORK IN PROGRESS, NOT REGISTERED (issue 20, item 3): the leading underscore keeps the registry
-from importing it. Before renaming it to ``sequential.py`` (and ``tests/_test_sequential_wip.py``
-to ``tests/test_sequential.py``): make ``tests/test_budget.py`` pass for the three methods (its
-budget of 300 is below 10 rounds x 20 training sets; snle/snre take minutes there) and run the
-slow 10^4 tests. See the session note of 2026-11-30 for the slice-sampler width finding.
-
 The budget is split evenly over ``num_rounds`` rounds (sbibm: 10; the remainder goes to the
-first rounds, :func:`~avo_bench.methods._sbi_more.round_sizes`). Round 1 simulates at prior
-draws; every later round at draws of the current posterior estimate at the observed data, and
+first rounds, :func:`~avo_bench.methods._sbi_more.round_sizes`). Each round needs at least 20
+training sets, so a budget below ``20 * num_rounds`` sets runs ``budget // 20`` sets' worth of
+rounds instead (at least one; ``extras["rounds"]`` says how many ran, ``extras["num_rounds"]``
+what was asked; on a single observation sbibm's budgets, 10^3 and more, always run all 10).
+A training set is one simulation, or on NPE's summary route for iid data the summary of ``m``
+simulations. Round 1 simulates at prior draws; every later round at draws of the current posterior estimate at the observed data, and
 the estimator is trained further (not from scratch) on all simulations so far, each round
 charged to the budget through the counting simulator:
 
@@ -110,7 +108,8 @@ class SNPEConfig(TrainingConfig):
     """Hyperparameters of SNPE-C (``sbi``'s defaults; ``paper``: sbibm's).
 
     Attributes:
-        num_rounds: Rounds (an integer >= 1; 1 is NPE), the budget split evenly.
+        num_rounds: Rounds (an integer >= 1; 1 is NPE), the budget split evenly; fewer run
+            when the budget is below 20 training sets per round.
         estimator: Flow: ``"maf"``, ``"nsf"``, ``"mdn"``, ``"made"``.
         num_atoms: Contrasting parameters of the atomic loss (at least 2).
         Others: see :class:`~avo_bench.methods._sbi_more.TrainingConfig` (``iid``:
@@ -136,7 +135,8 @@ class SNLEConfig(MCMCConfig):
     """Hyperparameters of SNLE (``sbi``'s defaults; ``paper``: sbibm's).
 
     Attributes:
-        num_rounds: Rounds (an integer >= 1; 1 is NLE), the budget split evenly.
+        num_rounds: Rounds (an integer >= 1; 1 is NLE), the budget split evenly; fewer run
+            when the budget is below 20 training sets per round.
         estimator: ``"auto"`` (categorical for counts, else NSF), ``"categorical"`` or a flow.
         slice_width: Initial bracket width of the slice sampler (see :func:`slice_draws`).
         Others: see :class:`~avo_bench.methods._sbi_more.MCMCConfig`.
@@ -162,7 +162,8 @@ class SNREConfig(MCMCConfig):
     """Hyperparameters of SNRE-B (``sbi``'s defaults; ``paper``: sbibm's).
 
     Attributes:
-        num_rounds: Rounds (an integer >= 1; 1 is NRE), the budget split evenly.
+        num_rounds: Rounds (an integer >= 1; 1 is NRE), the budget split evenly; fewer run
+            when the budget is below 20 training sets per round.
         estimator: Classifier: ``"resnet"``, ``"mlp"`` or ``"linear"``.
         num_atoms: Contrasting parameters per observation (at least 2).
         slice_width: Initial bracket width of the slice sampler (see :func:`slice_draws`).
@@ -264,9 +265,9 @@ def _fit(simulator, x_obs, budget, config, generator, device) -> Result:
     valid = isinstance(budget, int) and not isinstance(budget, bool)
     m = set_size(route, len(x_obs), budget if valid else 0, config)
     observed = observed_data(simulator, x_obs, route, getattr(config, "max_points", 1), device)
-    rounds = config.num_rounds
-    check_budget(name, budget, ROUND_MINIMUM * rounds * m,
-                 f"{rounds} rounds of {ROUND_MINIMUM} training sets of {m} simulations")  # fmt: skip
+    check_budget(name, budget, ROUND_MINIMUM * m,
+                 f"one round of {ROUND_MINIMUM} training sets of {m} simulations")  # fmt: skip
+    rounds = min(config.num_rounds, budget // (ROUND_MINIMUM * m))
     sizes = round_sizes(budget, rounds, m)
     prior = simulator.prior.to_torch(device)
     state, tables = _Rounds(config, prior, observed, device), []
@@ -287,7 +288,8 @@ def _fit(simulator, x_obs, budget, config, generator, device) -> Result:
         raise FloatingPointError(f"{name}: sbi returned non-finite posterior samples")
     losses = pd.concat(tables, ignore_index=True)
     extras = {
-        "iid": route, "estimator": state.label, "rounds": rounds, "epochs": len(losses),
+        "iid": route, "estimator": state.label, "rounds": rounds,
+        "num_rounds": config.num_rounds, "epochs": len(losses),
         "round_sets": sizes[0], "set_size": m, "observed_points": len(observed.points),
         "best_validation_loss": float(tables[-1]["validation_loss"].min()),
         "training_cpu_s": trained - start, "sampling_cpu_s": sampled - trained,
@@ -309,8 +311,8 @@ _DOC = """{title} through ``sbi``, ``num_rounds`` rounds (sbibm's protocol).
     Arguments:
         simulator: The counting simulator (a point task).
         x_obs: Observed data, shape ``(n_obs, *x_shape)``.
-        budget: Simulation budget, at least ``20 * num_rounds`` training sets (of ``m``
-            simulations each on the summary route).
+        budget: Simulation budget, at least 20 training sets (of ``m`` simulations each on
+            the summary route); below ``20 * num_rounds`` sets, fewer rounds run.
         config: The method's config.
         generator: The only source of randomness.
         device: Device of the training and the samples.
