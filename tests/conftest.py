@@ -32,3 +32,21 @@ def device(request):
 def _seed():
     # Tests must not depend on global RNG state; library code takes explicit generators.
     torch.manual_seed(0)
+
+
+#: Settings for the tests that run every method to check the wiring, not the accuracy: 1,000
+#: returned draws, short MCMC chains, two rounds of the sequential methods (each key only for
+#: the methods that have it).
+CHEAP = {"num_samples": 1000, "num_chains": 10, "warmup_steps": 10, "num_rounds": 2}
+
+
+@pytest.fixture
+def cheap_method_options():
+    """``method_options`` with :data:`CHEAP` for every available registered method."""
+    from avo_bench.methods import METHODS
+
+    return {
+        name: {k: v for k, v in CHEAP.items() if k in method.make_config().__dataclass_fields__}
+        for name, method in METHODS.items()
+        if method.available()
+    }

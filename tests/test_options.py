@@ -56,13 +56,13 @@ STRUCTURAL = {"ising.field=True"}  # fmt: skip
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, option, value", [c for c in _cases() if c.id in STRUCTURAL])
-def test_documented_option_values_with_every_method(name, option, value, tmp_path):
+def test_documented_option_values_with_every_method(
+    name, option, value, tmp_path, cheap_method_options
+):
     torch.set_num_threads(1)
     methods = [m for m in sorted(METHODS) if METHODS[m].available()]
-    # 1,000 returned draws instead of 10,000: the number does not change what an option does
-    fewer = {m: {"num_samples": 1000} for m in methods
-             if "num_samples" in METHODS[m].make_config().__dataclass_fields__}  # fmt: skip
-    _run(name, option, value, methods, tmp_path, method_options=fewer)
+    # conftest's CHEAP settings: fewer draws and shorter chains do not change what an option does
+    _run(name, option, value, methods, tmp_path, method_options=cheap_method_options)
 
 
 def test_option_values_are_accepted_and_named():

@@ -327,12 +327,12 @@ def test_progress_bars_only_on_a_terminal(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_default_grid_every_registered_method(tmp_path):
+def test_default_grid_every_registered_method(tmp_path, cheap_method_options):
     # every method on a point task with one observation, an iid count task and a population
-    # task, at 1,000 returned draws (every simulator x method is the reference grid's job)
+    # task, with conftest's CHEAP settings (every simulator x method at its defaults is the
+    # reference grid's job)
     sims = ["poisson", "rosenbrock", "two_moons"]
-    fewer = {m: {"num_samples": 1000} for m in METHODS
-             if "num_samples" in METHODS[m].make_config().__dataclass_fields__}  # fmt: skip
+    fewer = cheap_method_options
     rows = avo_bench.run(sims, preset="tiny", method_options=fewer, out=tmp_path, report=False)
     budget = PRESETS["tiny"].budgets[0]
     expected = set(itertools.product(sims, sorted(METHODS), [0], [budget]))

@@ -2,7 +2,7 @@
 
 Fast: registration, presets, bad configs and budgets (each naming key, value and minimum),
 every simulation of every round counted, determinism, untouched global RNGs, ``n/a`` rules.
-Slow (``-m slow``): each recovers the analytic posterior of sbibm's gaussian_linear at 10^4
+Slow (``-m slow``): each recovers the analytic posterior of sbibm's gaussian_linear at 10^3
 simulations (C2ST bound from sbibm's published values, below).
 """
 
@@ -126,21 +126,23 @@ def test_global_rng_states_untouched(name):
 
 # accuracy (slow) ------------------------------------------------------------------------
 
-# Bound: sbibm's published C2ST of the same algorithm on gaussian_linear at 10^4 (mean + 3 sd
+# Bound: sbibm's published C2ST of the same algorithm on gaussian_linear at 10^3 (mean + 3 sd
 # over its 10 observations; avo_bench.published) + 0.05, the margin of tests/test_neural.py and
 # tests/test_new_methods_sbi.py for our C2ST on one observation with sbi's default configs.
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SEQUENTIAL)
-def test_gaussian_linear_posterior_at_ten_thousand(name):
+def test_gaussian_linear_posterior_at_a_thousand(name):
+    # 10^3, not 10^4: at 10^4 snpe alone took 5 min CPU (C2ST 0.493, bound 0.637), too long for
+    # CI; the 10^4 runs are in the session note of 2026-11-30
     needs(name)
-    mean, sd, _ = sbibm_published("gaussian_linear", name, 10_000)
+    mean, sd, _ = sbibm_published("gaussian_linear", name, 1_000)
     bound = mean + 3 * sd + 0.05
     task = avo_bench.task("gaussian", dim=10, prior_var=0.1, noise_var=0.1, n_obs=1, seed=11)
-    result = avo_bench.fit(name, task.simulator, task.x_obs, budget=10_000, seed=11,
+    result = avo_bench.fit(name, task.simulator, task.x_obs, budget=1_000, seed=11,
                            num_samples=1000)  # fmt: skip
-    assert result.num_simulations == 10_000
+    assert result.num_simulations == 1_000
     scores = avo_bench.score(task, result.theta)
     accuracy = float(scores.loc[scores.metric == "c2st", "value"].iloc[0])
     print(f"{name}: C2ST {accuracy:.3f} (bound {bound:.3f}), {result.extras}")

@@ -102,6 +102,7 @@ class MCMCConfig(TrainingConfig):
     thin: int = 1
     init_strategy: str = "resample"
     init_candidates: int = 1000
+    slice_width: float = 0.01
     max_points: int = 256
 
     auto_route: ClassVar[str] = "sum"
@@ -111,11 +112,12 @@ class MCMCConfig(TrainingConfig):
         for field in _MCMC_INTS:
             check_positive_int(self.method, field, getattr(self, field))
         check_choice(self.method, "init_strategy", self.init_strategy, INIT_STRATEGIES)
+        check_positive_float(self.method, "slice_width", self.slice_width)
 
     def mcmc(self) -> MCMCSettings:
         """The sampler's settings."""
         return MCMCSettings(self.num_chains, self.warmup_steps, self.thin, self.init_strategy,
-                            self.init_candidates)  # fmt: skip
+                            self.init_candidates, self.slice_width)  # fmt: skip
 
 
 def resolve_route(config: TrainingConfig, n_obs: int) -> str:

@@ -35,8 +35,8 @@ Other hyperparameters are ``sbi``'s defaults (MAF for NPE, residual classifier f
 hidden features, batch 200, learning rate 5e-4, early stopping after 20 epochs without
 validation improvement on 10% held out). MCMC (NLE, NRE, factorized NPE): ``sbi``'s vectorized
 slice sampler in the prior's unconstrained space, 20 chains, 50 warm-up steps (bracket widths
-tuned there), no thinning, initialised by resampling 1,000 prior draws by their potential
-(``sbi``'s default is 10,000: each candidate costs one potential evaluation over the whole
+tuned there from ``sbi``'s 0.01, the ``slice_width`` option), no thinning, initialised by
+resampling 1,000 prior draws by their potential (``sbi``'s default is 10,000: each candidate costs one potential evaluation over the whole
 observed set). Its cost is about 5 potential evaluations per parameter per step, each over
 every chain and every (compressed) observation: linear in ``num_samples`` and in the number of
 distinct observations. sbibm (Lueckmann et al. 2021) used an NSF for NPE, full-batch training
@@ -132,9 +132,9 @@ class NPEConfig:
         set_size: ``"summary"`` route: simulated observations per θ (``None``: default).
         max_points: ``"sum"`` route: a 1-D observed set with more distinct values is binned
             into this many equal-count groups (:func:`avo_bench.methods._sbi_iid.compress`).
-        num_chains, warmup_steps, thin, init_strategy, init_candidates: MCMC settings (see
-            :class:`avo_bench.methods._sbi.MCMCSettings`), used by every route that samples
-            by MCMC.
+        num_chains, warmup_steps, thin, init_strategy, init_candidates, slice_width: MCMC
+            settings (see :class:`avo_bench.methods._sbi.MCMCSettings`), used by every route
+            that samples by MCMC.
     """
 
     num_samples: int = 10_000
@@ -151,6 +151,7 @@ class NPEConfig:
     thin: int = 1
     init_strategy: str = "resample"
     init_candidates: int = 1000
+    slice_width: float = 0.01
     presets: ClassVar[dict[str, dict]] = {"sbibm": {"estimator": "nsf", **_SBIBM_TRAINING}}
 
     def __post_init__(self):
@@ -162,6 +163,7 @@ class NPEConfig:
         check_choice(name, "estimator", self.estimator, choices)
         check_choice(name, "iid", self.iid, IID_ROUTES)
         check_choice(name, "init_strategy", self.init_strategy, INIT_STRATEGIES)
+        check_positive_float(name, "slice_width", self.slice_width)
         if self.set_size is not None:
             check_positive_int(name, "set_size", self.set_size, minimum=2)
 
@@ -252,7 +254,8 @@ def _sample(name, route, config, inference, estimator, prior, observed, device):
     prior_weight = 1 - observed.count if kind == "posterior" else 1
     potential = IIDPotential(terms(kind, estimator.eval()), observed, prior, prior_weight, device)
     settings = MCMCSettings(config.num_chains, config.warmup_steps, config.thin,
-                            config.init_strategy, config.init_candidates)  # fmt: skip
+                            config.init_strategy, config.init_candidates,
+                            config.slice_width)  # fmt: skip
     return mcmc_sample(potential, prior, settings, config.num_samples), None
 
 

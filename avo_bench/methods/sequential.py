@@ -27,7 +27,7 @@ validation, and SNRE's atoms need at least two there). Defaults are ``sbi``'s (a
 as sbibm did; learning rate 5e-4; 20 slice-sampling chains, 50 warm-up steps, resampled
 initialization). The slice sampler's brackets start one prior scale wide (``slice_width``;
 ``sbi`` hard-codes 0.01, which made every round's sampling step out hundreds of times per
-coordinate, see :func:`slice_draws`). The ``paper`` and ``sbibm`` presets are sbibm's setting: NSF for SNPE and MAF for SNLE, minibatches of 10,000 (so one round's
+coordinate, see :func:`~avo_bench.methods._sbi.mcmc_sample`). The ``paper`` and ``sbibm`` presets are sbibm's setting: NSF for SNPE and MAF for SNLE, minibatches of 10,000 (so one round's
 simulations), 100 chains thinned by 10 after 25 warm-up steps, 10,000 initialization
 candidates. sbibm ran SNLE/SNRE with an automatic transform to unbounded parameters; ``sbi``'s
 slice sampler here runs in the same unconstrained space (``mcmc_transform``).
@@ -56,7 +56,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from simulators import check_positive_float, check_positive_int
+from simulators import check_positive_int
 
 from ..progress import report_progress
 from . import register
@@ -66,7 +66,7 @@ from ._sbi import (
     INSTALL_HINT,
     LIKELIHOODS,
     likelihood_estimator,
-    quiet,
+    mcmc_sample,
     sbi_seed,
     seeded_global_rngs,
 )
@@ -83,7 +83,7 @@ from ._sbi_more import (
 )
 from ._summaries import check_budget, point_task_only
 
-__all__ = ["ROUND_MINIMUM", "SNLEConfig", "SNPEConfig", "SNREConfig", "slice_draws"]
+__all__ = ["ROUND_MINIMUM", "SNLEConfig", "SNPEConfig", "SNREConfig"]
 
 ROUND_MINIMUM = 20  # training sets per round (with 10 sets SNRE's 1 validation set gives NaN)
 _SBIBM_TRAINING = {"training_batch_size": 10_000}
@@ -99,8 +99,6 @@ def _check_rounds(config) -> None:
     check_positive_int(config.method, "num_rounds", config.num_rounds)
     if hasattr(config, "num_atoms"):
         check_positive_int(config.method, "num_atoms", config.num_atoms, minimum=2)
-    if hasattr(config, "slice_width"):
-        check_positive_float(config.method, "slice_width", config.slice_width)
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,8 @@ class SNLEConfig(MCMCConfig):
         num_rounds: Rounds (an integer >= 1; 1 is NLE), the budget split evenly; fewer run
             when the budget is below 20 training sets per round.
         estimator: ``"auto"`` (categorical for counts, else NSF), ``"categorical"`` or a flow.
-        slice_width: Initial bracket width of the slice sampler (see :func:`slice_draws`).
+        slice_width: The slice sampler's initial bracket width (``sbi``: 0.01; module
+            docstring).
         Others: see :class:`~avo_bench.methods._sbi_more.MCMCConfig`.
     """
 
@@ -166,7 +165,8 @@ class SNREConfig(MCMCConfig):
             when the budget is below 20 training sets per round.
         estimator: Classifier: ``"resnet"``, ``"mlp"`` or ``"linear"``.
         num_atoms: Contrasting parameters per observation (at least 2).
-        slice_width: Initial bracket width of the slice sampler (see :func:`slice_draws`).
+        slice_width: The slice sampler's initial bracket width (``sbi``: 0.01; module
+            docstring).
         Others: see :class:`~avo_bench.methods._sbi_more.MCMCConfig`.
     """
 
@@ -223,40 +223,7 @@ class _Rounds:
         kind = "likelihood" if self.config.method == "snle" else "ratio"
         potential = IIDPotential(terms(kind, self.estimator.eval()), self.observed, self.prior,
                                  1.0, self.device)  # fmt: skip
-        return slice_draws(potential, self.prior, self.config, n)
-
-
-def slice_draws(potential: IIDPotential, prior, config: MCMCConfig, num_samples: int) -> Tensor:
-    """``num_samples`` draws ``(num_samples, d)`` of ``exp(potential)`` by ``sbi``'s vectorized
-    slice sampler (as :func:`avo_bench.methods._sbi.mcmc_sample`), its brackets starting
-    ``config.slice_width`` wide.
-
-    The chains run in ``sbi``'s ``mcmc_transform(prior)`` space, where the prior has unit scale
-    (z-scored, or logit of a box). ``sbi`` starts every bracket 0.01 wide there and steps it out
-    0.01 per potential evaluation until it leaves the slice, so the first sweep of a posterior
-    of unit scale costs hundreds of evaluations per coordinate (all chains wait for the
-    slowest), in every one of the ``num_rounds + 1`` samplings; this was SNLE's "hang". The
-    width changes the cost only: slice sampling leaves the target invariant for any width, and
-    the widths are tuned during warm-up anyway.
-    """
-    from sbi.inference.posteriors import MCMCPosterior
-    from sbi.utils.sbiutils import mcmc_transform
-
-    class Posterior(MCMCPosterior):  # sbi's sample() does not expose the bracket width
-        def _slice_np_mcmc(self, *args, **kwargs):
-            return super()._slice_np_mcmc(*args, **{**kwargs, "init_width": config.slice_width})
-
-    settings = config.mcmc()
-    posterior = Posterior(
-        potential, proposal=prior, method="slice_np_vectorized",
-        theta_transform=mcmc_transform(prior, device=potential.device),
-        num_chains=settings.num_chains, warmup_steps=settings.warmup_steps, thin=settings.thin,
-        init_strategy=settings.init_strategy,
-        init_strategy_parameters={"num_candidate_samples": settings.init_candidates},
-    )  # fmt: skip
-    with quiet():
-        samples = posterior.sample((num_samples,), x=potential.x_o, show_progress_bars=False)
-    return samples.reshape(num_samples, -1)
+        return mcmc_sample(potential, self.prior, self.config.mcmc(), n)
 
 
 def _fit(simulator, x_obs, budget, config, generator, device) -> Result:
