@@ -1,4 +1,4 @@
-"""Wall and CPU time of abc_rf, cmaes and lgso, and abc_rf's overhead over scikit-learn alone.
+"""Wall and CPU time of the new methods, and the wrappers' overhead over their libraries alone.
 
 Run ``python benchmarks/speed_new_methods.py`` (one CPU thread). It prints
 
@@ -9,23 +9,36 @@ Run ``python benchmarks/speed_new_methods.py`` (one CPU thread). It prints
    ``--c2st``, the C2ST against the analytic posterior;
 2. abc_rf through ``avo_bench`` against the same forests fitted by scikit-learn directly on the
    same reference table (same seeds, same weights): the CPU-time ratio is the wrapper's
-   overhead (counting simulator, summaries, weights and resampling).
+   overhead (counting simulator, summaries, weights and resampling);
+3. with ``--sbi-overhead``, npe and nle through ``avo_bench`` against ``sbi`` called directly
+   as its tutorial does (``append_simulations(theta, x).train()``, then ``build_posterior`` and
+   ``sample``) on the same simulations with the same seeds and settings. NPE's draws are
+   checked to be identical, so the ratio is the wrapper's overhead alone (counting simulator,
+   checks, copies, the density and amortized-sampling closures). NLE trains identically; its
+   draws come from ``avo_bench``'s iid potential instead of ``sbi``'s, so the ratio also holds
+   the difference between the two potentials.
+
+The methods ``sbi`` provides run only where it is installed (``pip install 'avo-bench[sbi]'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import time
 
 import numpy as np
 import torch
+from torch import Tensor
 
 import avo_bench
 from avo_bench.methods import get_method
 from avo_bench.methods.abc_rf import _fit_parameter, _seed
 from simulators import get_simulator
 
-METHODS = ("abc_rf", "cmaes", "lgso")
+METHODS = ("abc_rf", "cmaes", "lgso", "fmpe", "npse", "nre_c", "bnre", "npe_ensemble", "snpe",
+           "snle", "snre")  # fmt: skip
 
 
 def gaussian_linear():
@@ -62,13 +75,81 @@ def measure_forests_direct(budget: int, seed: int = 0) -> float:
     return time.process_time() - start
 
 
+def measure_sbi_direct(name: str, budget: int, seed: int = 0) -> tuple[float, Tensor]:
+    """CPU seconds and draws of ``name`` (npe or nle) by ``sbi`` alone, on the simulations and
+    with the seeds ``avo_bench.fit(name, ..., seed=seed)`` uses (n_obs = 1: no summaries)."""
+    from sbi.inference import NLE, NPE
+
+    simulator, x_obs = gaussian_linear()
+    config = get_method(name).make_config()
+    generator = torch.Generator().manual_seed(seed)
+    theta = simulator.prior.sample((budget,), generator=generator)
+    x = simulator.simulate(theta, generator).float().flatten(start_dim=1)
+    sbi_seed = int(torch.randint(2**62, (1,), generator=generator))
+    prior = simulator.prior.to_torch("cpu")
+    with torch.random.fork_rng(), contextlib.redirect_stdout(io.StringIO()):
+        torch.manual_seed(sbi_seed)
+        np.random.seed(sbi_seed % 2**32)  # noqa: NPY002 (sbi's slice sampler)
+        start = time.process_time()
+        if name == "npe":
+            inference = NPE(prior=prior, density_estimator=config.estimator,
+                            show_progress_bars=False)  # fmt: skip
+        else:
+            inference = NLE(prior=prior, density_estimator="nsf", show_progress_bars=False)
+        inference.append_simulations(theta, x).train(
+            training_batch_size=config.training_batch_size, learning_rate=config.learning_rate,
+            stop_after_epochs=config.stop_after_epochs,
+        )  # fmt: skip
+        mcmc = {
+            "mcmc_method": "slice_np_vectorized",
+            "mcmc_parameters": {
+                "num_chains": config.num_chains,
+                "warmup_steps": config.warmup_steps,
+                "thin": config.thin,
+                "init_strategy": config.init_strategy,
+                "init_strategy_parameters": {"num_candidate_samples": config.init_candidates},
+            },
+        }
+        posterior = inference.build_posterior(**({} if name == "npe" else mcmc))  # fmt: skip
+        draws = posterior.sample((config.num_samples,), x=x_obs.float().flatten()[None],
+                                 show_progress_bars=False)  # fmt: skip
+        return time.process_time() - start, draws
+
+
+def sbi_overhead(name: str, budget: int, seed: int = 0) -> None:
+    """Prints the best-of-3 CPU of ``name`` through ``avo_bench`` and through ``sbi`` alone."""
+    simulator, x_obs = gaussian_linear()
+    direct, wrapped = np.inf, np.inf
+    for _ in range(3):  # alternate and keep the fastest of each: the machine may be shared
+        cpu, draws = measure_sbi_direct(name, budget, seed)
+        direct = min(direct, cpu)
+        start = time.process_time()
+        result = avo_bench.fit(name, simulator, x_obs, budget=budget, seed=seed)
+        wrapped = min(wrapped, time.process_time() - start)
+    same = torch.equal(draws.float(), result.theta.float())
+    print(f"{name} at {budget} (best of 3, CPU): sbi alone {direct:.2f} s, through avo_bench "
+          f"{wrapped:.2f} s, ratio {wrapped / direct:.3f}, identical draws: {same}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budgets", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--c2st", action="store_true", help="also score C2ST (slow)")
     parser.add_argument("--overhead-budget", type=int, default=1_000)
+    parser.add_argument(
+        "--sbi-overhead",
+        nargs="*",
+        default=[],
+        choices=["npe", "nle"],
+        help="measure these sbi wrappers' overhead (and no other table)",
+    )
     args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.sbi_overhead:
+        for name in args.sbi_overhead:
+            sbi_overhead(name, args.overhead_budget)
+        return
     torch.set_num_threads(1)
     print(f"{'method':<8} {'budget':>7} {'wall s':>8} {'CPU s':>8} {'CPU/wall':>8} {'C2ST':>6} "
           f"{'sims':>6}")  # fmt: skip

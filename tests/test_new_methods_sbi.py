@@ -73,6 +73,8 @@ BAD = [
     ("npse", "sde_type", "edm", "one of 've', 'vp', 'subvp'"),
     ("npse", "sample_with", "euler", "one of 'ode', 'sde'"),
     ("npse", "steps", 0, "an integer >= 1"),
+    ("npse", "iid", "sum", "one of 'auto', 'summary', 'compose'"),
+    ("npse", "iid_method", "mean", "one of 'auto_gauss', 'gauss', 'jac_gauss', 'fnpe'"),
     ("fmpe", "estimator", "maf", "one of 'mlp', 'ada_mlp'"),
     ("fmpe", "iid", "sum", "one of 'auto', 'summary'"),
     ("fmpe", "learning_rate", 0.0, "> 0"),
@@ -136,6 +138,22 @@ def test_iid_set_takes_the_summary_route(name):
     m = result.extras["set_size"]
     assert result.extras["iid"] == "summary" and m > 1
     assert result.num_simulations == (400 // m) * m
+
+
+def test_npse_compose_needs_the_sde_sampler():
+    with pytest.raises(ValueError, match=r"iid='compose'.*sample_with='sde'.*'ode'"):
+        get_method("npse").make_config(iid="compose", sample_with="ode")
+
+
+def test_npse_composes_the_scores_of_every_observation():
+    sim = get_simulator("gaussian", dim=2, n_obs=40)
+    x_obs = observe(sim)
+    result = run("npse", sim, x_obs, 200, iid="compose", **fast("npse"))
+    assert result.extras["iid"] == "compose" and result.extras["set_size"] == 1
+    assert result.extras["iid_method"] == "auto_gauss" and result.num_simulations == 200
+    # the same network conditioned on one observation gives other draws: every row is used
+    first = run("npse", sim, x_obs[:1], 200, iid="compose", **fast("npse"))
+    assert "iid_method" not in first.extras and not torch.equal(first.theta, result.theta)
 
 
 @pytest.mark.parametrize("name", MCMC)

@@ -171,14 +171,24 @@ def script(tmp_path: Path, *args: object) -> tuple[list[str], dict]:
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_a_stopped_run_leaves_no_process_behind(tmp_path, how):
     command, env = script(tmp_path, "sleeper", 1, 600, tmp_path / "run")
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=stderr)
     deadline = time.monotonic() + 300
     while not (tmp_path / "pid").exists():
-        assert process.poll() is None and time.monotonic() < deadline
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
         time.sleep(0.01)
     pids = [int(pid) for pid in (tmp_path / "pid").read_text().split()]  # child, grandchild
     process.send_signal(how)
-    assert process.wait(timeout=60) != 0  # KeyboardInterrupt, or killed
+    # KeyboardInterrupt, or killed. The limit only bounds a hang: with 60 s it failed once in
+    # a full `pytest -n 2` run on a loaded 2-core machine (not reproduced alone; cause unknown),
+    # and the stderr is kept to tell a hang from a slow exit next time.
+    try:
+        code = process.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"the run did not stop:\n{log.read_text()}") from None
+    assert code != 0, log.read_text()
     deadline = time.monotonic() + 30  # a child notices a killed runner within a second
     while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -5,7 +5,9 @@ r"""One fit of the ``sbi`` methods that sample a posterior estimator directly (`
 The iid observed set takes NPE's summary route (:mod:`avo_bench.methods.neural`): with
 :math:`n > 1` observations the estimator is trained on summaries of simulated sets of
 :math:`m` and conditioned on the observed set's summary; with one observation it is the
-standard single-observation algorithm. Every simulation is drawn through the counting
+standard single-observation algorithm. ``npse`` also offers the ``"compose"`` route: trained on
+single simulations, conditioned on every observed row (``sbi`` composes the per-observation
+scores, :mod:`avo_bench.methods.vector_field`). Every simulation is drawn through the counting
 simulator; every ``sbi`` call runs inside
 :func:`~avo_bench.methods._sbi.seeded_global_rngs`.
 """
@@ -38,7 +40,7 @@ __all__ = ["Prepared", "direct_fit", "prepare", "train_one"]
 
 class Prepared:
     """The training data of a direct fit: route, set size :math:`m`, ``theta`` ``(N, d)``,
-    ``x`` ``(N, k)`` and the observed condition ``(1, k)``."""
+    ``x`` ``(N, k)`` and the observed condition ``(1, k)`` (``"compose"``: ``(n_obs, k)``)."""
 
     def __init__(self, route: str, m: int, theta: Tensor, x: Tensor, condition: Tensor):
         self.route, self.m, self.theta, self.x, self.condition = route, m, theta, x, condition
@@ -61,7 +63,8 @@ def prepare(
     m = set_size(route, len(x_obs), budget if valid else 0, config)
     observed = observed_data(simulator, x_obs, route, 1, device)
     theta, x = training_data(name, simulator, budget, m, generator, device, minimum)
-    return Prepared(route, m, theta, x, observed.points[:1])
+    condition = observed.points if route == "compose" else observed.points[:1]
+    return Prepared(route, m, theta, x, condition)
 
 
 def direct_fit(

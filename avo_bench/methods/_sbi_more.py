@@ -128,8 +128,11 @@ def resolve_route(config: TrainingConfig, n_obs: int) -> str:
 
 
 def set_size(route: str, n_obs: int, budget: int, config: TrainingConfig) -> int:
-    """Rows :math:`m` per training set: 1 on the ``"sum"`` route, else the summary default."""
-    return 1 if route == "sum" else default_set_size(n_obs, budget, config.set_size)
+    """Rows :math:`m` per training set: 1 on the ``"sum"`` and ``"compose"`` routes (single
+    simulations), else the summary default."""
+    if route in ("sum", "compose"):
+        return 1
+    return default_set_size(n_obs, budget, config.set_size)
 
 
 def round_sizes(budget: int, rounds: int, m: int) -> list[int]:
@@ -173,11 +176,15 @@ def observed_data(
     simulator: CountingSimulator, x_obs: Tensor, route: str, max_points: int, device
 ) -> Observed:
     """The observed set as the estimator is conditioned on it: its summary (one point,
-    ``"summary"``), or its distinct rows with counts (``"sum"``; 1-D sets with more than
-    ``max_points`` distinct values are binned, :func:`~avo_bench.methods._sbi_iid.compress`)."""
+    ``"summary"``), every row (``"compose"``), or its distinct rows with counts (``"sum"``;
+    1-D sets with more than ``max_points`` distinct values are binned,
+    :func:`~avo_bench.methods._sbi_iid.compress`)."""
     summary = observed_summary(simulator, x_obs, device)  # also validates x_obs
     if route == "summary" or len(x_obs) == 1:
         return Observed(summary[None], torch.ones(1, device=device), 1, binned=False)
+    if route == "compose":
+        rows = x_obs.to(device, torch.float32).flatten(start_dim=1)
+        return Observed(rows, torch.ones(len(rows), device=device), len(rows), binned=False)
     return compress(x_obs.to(device), max_points)
 
 
