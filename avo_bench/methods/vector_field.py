@@ -18,12 +18,26 @@ al. 2023; ``sbi``'s ``iid_method``): the score network is trained on single simu
 the reverse SDE follows the composed score of the posterior given every observation,
 :math:`\sum_i \nabla \log p_t(\theta \mid x_i) - (n - 1) \nabla \log p_t(\theta)` with a
 Gaussian correction of the diffused prior term (``iid_method="auto_gauss"``, ``sbi``'s default;
-``"gauss"``, ``"jac_gauss"`` and ``"fnpe"`` are its alternatives). Its sampling cost is
-:math:`n` network evaluations per draw and step: COMPOSE_COST. It is not the default for that
-reason. Defaults are
-``sbi``'s (an MLP vector field; minibatch 200, learning rate 5e-4, early stopping after 20
-epochs without improvement of the validation loss, evaluated at 10 fixed times); sbibm
-(Lueckmann et al. 2021) predates both, so there is no ``paper`` preset.
+``"gauss"``, ``"jac_gauss"`` and ``"fnpe"`` are its alternatives). It is not the default:
+it costs :math:`n` network evaluations per draw and step, and it was not more accurate here.
+Measured on ``gaussian`` (``dim=2``) at :math:`10^4` simulations, 1,000 draws, C2ST against
+the exact posterior (fast variant), CPU seconds of sampling on a loaded 2-core machine:
+
+=====  ====  ====================================  ====================================
+n_obs  seed  summary: C2ST, max abs z, sd ratio, s  compose: C2ST, max abs z, sd ratio, s
+=====  ====  ====================================  ====================================
+10     1     0.532, 0.21, 0.99-1.02, 1.9             0.610, 0.45, 0.95-0.96, 25
+10     2     0.522, 0.13, 0.98-1.06, 1.8             0.563, 0.25, 1.00-1.01, 24
+100    1     0.859, 0.96, 3.00-3.07, 1.9             0.910, 2.69, 1.06-1.07, 514
+=====  ====  ====================================  ====================================
+
+At 100 observations the summary route (sets of :math:`m = 10`) is three times too wide, as
+documented; the composed scores give the right width but a mean 2.7 posterior sds off, and
+10,000 draws would take over an hour.
+
+Defaults are ``sbi``'s (an MLP vector field; minibatch 200, learning rate 5e-4, early stopping
+after 20 epochs without improvement of the validation loss, evaluated at 10 fixed times);
+sbibm (Lueckmann et al. 2021) predates both, so there is no ``paper`` preset.
 
 References:
     Dax, Wildberger, Buchholz, Green, Macke, Schölkopf, "Flow Matching for Scalable
