@@ -35,7 +35,7 @@ Other hyperparameters are ``sbi``'s defaults (MAF for NPE, residual classifier f
 hidden features, batch 200, learning rate 5e-4, early stopping after 20 epochs without
 validation improvement on 10% held out). MCMC (NLE, NRE, factorized NPE): ``sbi``'s vectorized
 slice sampler in the prior's unconstrained space, 20 chains, 50 warm-up steps (bracket widths
-tuned there from ``sbi``'s 0.01, the ``slice_width`` option), no thinning, initialised by
+tuned there from ``sbi``'s 0.01; NLE/NRE's ``slice_width`` option), no thinning, initialised by
 resampling 1,000 prior draws by their potential (``sbi``'s default is 10,000: each candidate costs one potential evaluation over the whole
 observed set). Its cost is about 5 potential evaluations per parameter per step, each over
 every chain and every (compressed) observation: linear in ``num_samples`` and in the number of
@@ -132,8 +132,7 @@ class NPEConfig:
         set_size: ``"summary"`` route: simulated observations per θ (``None``: default).
         max_points: ``"sum"`` route: a 1-D observed set with more distinct values is binned
             into this many equal-count groups (:func:`avo_bench.methods._sbi_iid.compress`).
-        num_chains, warmup_steps, thin, init_strategy, init_candidates, slice_width: MCMC
-            settings (see :class:`avo_bench.methods._sbi.MCMCSettings`), used by every route
+        num_chains, warmup_steps, thin, init_strategy, init_candidates: MCMC settings (see :class:`avo_bench.methods._sbi.MCMCSettings`), used by every route
             that samples by MCMC.
     """
 
@@ -151,7 +150,6 @@ class NPEConfig:
     thin: int = 1
     init_strategy: str = "resample"
     init_candidates: int = 1000
-    slice_width: float = 0.01
     presets: ClassVar[dict[str, dict]] = {"sbibm": {"estimator": "nsf", **_SBIBM_TRAINING}}
 
     def __post_init__(self):
@@ -163,7 +161,8 @@ class NPEConfig:
         check_choice(name, "estimator", self.estimator, choices)
         check_choice(name, "iid", self.iid, IID_ROUTES)
         check_choice(name, "init_strategy", self.init_strategy, INIT_STRATEGIES)
-        check_positive_float(name, "slice_width", self.slice_width)
+        if hasattr(self, "slice_width"):
+            check_positive_float(name, "slice_width", self.slice_width)
         if self.set_size is not None:
             check_positive_int(name, "set_size", self.set_size, minimum=2)
 
@@ -171,9 +170,11 @@ class NPEConfig:
 @dataclass(frozen=True)
 class NLEConfig(NPEConfig):
     """Hyperparameters of NLE: those of :class:`NPEConfig`; the estimator is ``"auto"``
-    (categorical for count data, else MAF), ``"categorical"`` or a flow."""
+    (categorical for count data, else MAF), ``"categorical"`` or a flow; ``slice_width`` is
+    the slice sampler's initial bracket width (:class:`avo_bench.methods._sbi.MCMCSettings`)."""
 
     estimator: str = "auto"
+    slice_width: float = 0.01
     presets: ClassVar[dict[str, dict]] = {
         "sbibm": {"estimator": "maf", **_SBIBM_TRAINING, **_SBIBM_MCMC}
     }
@@ -182,9 +183,10 @@ class NLEConfig(NPEConfig):
 @dataclass(frozen=True)
 class NREConfig(NPEConfig):
     """Hyperparameters of NRE: those of :class:`NPEConfig`; the estimator is a classifier
-    (``"resnet"``, ``"mlp"`` or ``"linear"``)."""
+    (``"resnet"``, ``"mlp"`` or ``"linear"``); ``slice_width`` as :class:`NLEConfig`."""
 
     estimator: str = "resnet"
+    slice_width: float = 0.01
     presets: ClassVar[dict[str, dict]] = {"sbibm": {**_SBIBM_TRAINING, **_SBIBM_MCMC}}
 
 
@@ -255,7 +257,7 @@ def _sample(name, route, config, inference, estimator, prior, observed, device):
     potential = IIDPotential(terms(kind, estimator.eval()), observed, prior, prior_weight, device)
     settings = MCMCSettings(config.num_chains, config.warmup_steps, config.thin,
                             config.init_strategy, config.init_candidates,
-                            config.slice_width)  # fmt: skip
+                            getattr(config, "slice_width", MCMCSettings.slice_width))  # fmt: skip
     return mcmc_sample(potential, prior, settings, config.num_samples), None
 
 
