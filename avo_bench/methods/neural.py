@@ -36,12 +36,13 @@ hidden features, batch 200, learning rate 5e-4, early stopping after 20 epochs w
 validation improvement on 10% held out). MCMC (NLE, NRE, factorized NPE): ``sbi``'s vectorized
 slice sampler in the prior's unconstrained space, 20 chains, 50 warm-up steps (bracket widths
 tuned there from ``sbi``'s 0.01; NLE/NRE's ``slice_width`` option), no thinning, initialised by
-resampling 1,000 prior draws by their potential (``sbi``'s default is 10,000: each candidate costs one potential evaluation over the whole
-observed set). Its cost is about 5 potential evaluations per parameter per step, each over
-every chain and every (compressed) observation: linear in ``num_samples`` and in the number of
-distinct observations. sbibm (Lueckmann et al. 2021) used an NSF for NPE, full-batch training
-and 100 chains thinned by 10; every setting is a config field, and the ``sbibm`` preset sets
-sbibm's (``presets``). Randomness: see :mod:`avo_bench.methods._sbi`.
+resampling 1,000 prior draws by their potential (``sbi``'s default is 10,000: each candidate
+costs one potential evaluation over the whole observed set). Its cost is about 5 potential
+evaluations per parameter per step, each over every chain and every (compressed) observation:
+linear in ``num_samples`` and in the number of distinct observations. sbibm (Lueckmann et al.
+2021) used an NSF for NPE, full-batch training and 100 chains thinned by 10; every setting is a
+config field, and the ``sbibm`` preset sets sbibm's (``presets``). Randomness: see
+:mod:`avo_bench.methods._sbi`.
 
 References:
     Tejero-Cantero et al., "sbi: A toolkit for simulation-based inference", JOSS 2020,
@@ -132,8 +133,9 @@ class NPEConfig:
         set_size: ``"summary"`` route: simulated observations per θ (``None``: default).
         max_points: ``"sum"`` route: a 1-D observed set with more distinct values is binned
             into this many equal-count groups (:func:`avo_bench.methods._sbi_iid.compress`).
-        num_chains, warmup_steps, thin, init_strategy, init_candidates: MCMC settings (see :class:`avo_bench.methods._sbi.MCMCSettings`), used by every route
-            that samples by MCMC.
+        num_chains, warmup_steps, thin, init_strategy, init_candidates: MCMC settings (see
+            :class:`avo_bench.methods._sbi.MCMCSettings`), used by every route that samples
+            by MCMC.
     """
 
     num_samples: int = 10_000

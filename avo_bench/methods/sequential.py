@@ -5,11 +5,12 @@ The budget is split evenly over ``num_rounds`` rounds (sbibm: 10; the remainder 
 first rounds, :func:`~avo_bench.methods._sbi_more.round_sizes`). Each round needs at least 20
 training sets, so a budget below ``20 * num_rounds`` sets runs ``budget // 20`` sets' worth of
 rounds instead (at least one; ``extras["rounds"]`` says how many ran, ``extras["num_rounds"]``
-what was asked; on a single observation sbibm's budgets, 10^3 and more, always run all 10).
-A training set is one simulation, or on NPE's summary route for iid data the summary of ``m``
-simulations. Round 1 simulates at prior draws; every later round at draws of the current posterior estimate at the observed data, and
-the estimator is trained further (not from scratch) on all simulations so far, each round
-charged to the budget through the counting simulator:
+what was asked; on a single observation sbibm's budgets, 10^3 and more, always run all 10). A
+training set is one simulation, or on NPE's summary route for iid data the summary of ``m``
+simulations. Round 1 simulates at prior draws; every later round at draws of the current
+posterior estimate at the observed data, and the estimator is trained further (not from
+scratch) on all simulations so far, each round charged to the budget through the counting
+simulator:
 
 - **snpe**: SNPE-C (APT, ``sbi.inference.NPE`` with the round's ``proposal``): the atomic loss
   (``num_atoms`` contrasting parameters) corrects for the proposal; draws of the flow directly.
@@ -23,14 +24,16 @@ charged to the budget through the counting simulator:
 
 Each round needs at least 20 training sets (as a single-round fit: ``sbi`` holds out 10% for
 validation, and SNRE's atoms need at least two there). Defaults are ``sbi``'s (as
-``npe``/``nle``/``nre``: MAF, NSF-or-categorical, residual classifier; minibatch 200, capped at one round's simulations
-as sbibm did; learning rate 5e-4; 20 slice-sampling chains, 50 warm-up steps, resampled
-initialization). The slice sampler's brackets start one prior scale wide (``slice_width``;
-``sbi`` hard-codes 0.01, which made every round's sampling step out hundreds of times per
-coordinate, see :func:`~avo_bench.methods._sbi.mcmc_sample`). The ``paper`` and ``sbibm`` presets are sbibm's setting: NSF for SNPE and MAF for SNLE, minibatches of 10,000 (so one round's
-simulations), 100 chains thinned by 10 after 25 warm-up steps, 10,000 initialization
-candidates. sbibm ran SNLE/SNRE with an automatic transform to unbounded parameters; ``sbi``'s
-slice sampler here runs in the same unconstrained space (``mcmc_transform``).
+``npe``/``nle``/``nre``: MAF, NSF-or-categorical, residual classifier; minibatch 200, capped at
+one round's simulations as sbibm did; learning rate 5e-4; 20 slice-sampling chains, 50 warm-up
+steps, resampled initialization). The slice sampler's brackets start one prior scale wide
+(``slice_width``; ``sbi`` hard-codes 0.01, which made every round's sampling step out hundreds
+of times per coordinate, see :func:`~avo_bench.methods._sbi.mcmc_sample`). The ``paper`` and
+``sbibm`` presets are sbibm's setting: NSF for SNPE and MAF for SNLE, minibatches of 10,000 (so
+one round's simulations), 100 chains thinned by 10 after 25 warm-up steps, 10,000
+initialization candidates. sbibm ran SNLE/SNRE with an automatic transform to unbounded
+parameters; ``sbi``'s slice sampler here runs in the same unconstrained space
+(``mcmc_transform``).
 
 References:
     Greenberg, Nonnenmacher, Macke, "Automatic Posterior Transformation for Likelihood-Free
