@@ -1,8 +1,8 @@
 """Writes results/reference/PENDING.md: the registered pairs the reference grid does not cover.
 
 Run from the repository root after a reference run (``python scripts/reference_pending.py``);
-each pending pair gets its method's reason (measured costs, below) or, for a method already in
-the reference command, "not reached". ``tests/test_reference_results.py`` checks the file is
+each pending pair gets, for a method in the method list of a recorded reference command,
+"not reached", and otherwise its method's reason (measured costs, below). ``tests/test_reference_results.py`` checks the file is
 exactly the uncovered pairs.
 """
 
@@ -17,25 +17,35 @@ from simulators import SIMULATORS
 REF = Path("results/reference")
 rows = avo_bench.load_results(REF)
 cells = rows.drop_duplicates(["simulator", "method", "seed", "budget", "n_obs"])
-budgets = set(json.loads((REF / "manifest.json").read_text())["identity"]["budgets"])
+manifest = json.loads((REF / "manifest.json").read_text())
+budgets = set(manifest["identity"]["budgets"])
+commanded = set()  # the methods some recorded reference command ran
+for invocation in manifest["invocations"]:
+    words = invocation["command"].split()
+    if "--methods" in words:
+        for word in words[words.index("--methods") + 1 :]:
+            if word.startswith("-"):
+                break
+            commanded.add(word)
 REASONS = {
-    "nle": "slice-sampling MCMC of 10,000 draws on the summed likelihood of every observation: minutes per cell at 10³ (NLE on gaussian, n_obs = 1000, ran over 8 min for one cell under load); about 2 CPU-hours for 45 cells; not run this session",
-    "nre": "slice-sampling MCMC of 10,000 draws on the summed log-ratio (as nle): minutes per cell on the iid tasks; not run this session",
-    "nre_c": "as nre (MCMC of 10,000 draws): 34 s CPU per fit at 10³ on gaussian_linear (n_obs = 1), minutes on the iid tasks; not run this session",
-    "bnre": "as nre (MCMC of 10,000 draws): 31 s CPU per fit at 10³ on gaussian_linear (n_obs = 1), minutes on the iid tasks; not run this session",
-    "fmpe": "13 s CPU per fit at 10³ plus its amortized calibration check (200,000 ODE draws, about 100 s CPU per cell): about 1.5 CPU-hours for 45 cells; not run this session",
-    "npse": "42 s CPU per fit at 10³ (33 s of it reverse-SDE sampling of 10,000 draws); about 40 CPU-min for 45 cells; not run this session",
-    "npe_ensemble": "30 s CPU per fit at 10³ (5 NPEs) plus the ensemble's calibration check; not run this session",
+    "nle": "slice-sampling MCMC of 10,000 draws on the summed likelihood of every observation: minutes per cell at 10³ (NLE on gaussian, n_obs = 1000, ran over 8 min for one cell under load); about 2 CPU-hours for 45 cells; not run yet",
+    "nre": "slice-sampling MCMC of 10,000 draws on the summed log-ratio (as nle): minutes per cell on the iid tasks; not run yet",
+    "nre_c": "as nre (MCMC of 10,000 draws): 34 s CPU per fit at 10³ on gaussian_linear (n_obs = 1), minutes on the iid tasks; not run yet",
+    "bnre": "as nre (MCMC of 10,000 draws): 31 s CPU per fit at 10³ on gaussian_linear (n_obs = 1), minutes on the iid tasks; not run yet",
+    "fmpe": "13 s CPU per fit at 10³ plus its amortized calibration check (200,000 ODE draws, about 100 s CPU per cell): about 1.5 CPU-hours for 45 cells; not run yet",
+    "npse": "42 s CPU per fit at 10³ (33 s of it reverse-SDE sampling of 10,000 draws); about 40 CPU-min for 45 cells; not run yet",
+    "npe_ensemble": "30 s CPU per fit at 10³ (5 NPEs) plus the ensemble's calibration check; not run yet",
     "snpe": "registered 2026-11-30 (late): 57 s CPU per fit at 10³ on two_moons (10 rounds of 100 simulations); about 45 CPU-min for 45 cells; not run yet",
     "snle": "registered 2026-11-30 (late): 10 rounds, each sampling the current posterior by slice-sampling MCMC, plus 10,000 final draws: 139 s CPU per fit at 10³ on two_moons (n_obs = 1), more on the iid tasks; about 2 CPU-hours for 45 cells; not run yet",
     "snre": "registered 2026-11-30 (late): as snle with a classifier, 24 s CPU per fit at 10³ on two_moons (n_obs = 1), more on the iid tasks; not run yet",
 }
-DEFAULT = "in the reference command's method list, not reached when this session's run was stopped (compute); re-running the command runs it"
+DEFAULT = "in the reference command's method list, not reached when the run was stopped (compute); re-running the command runs it"
 missing = []
 for sim, method in product(sorted(SIMULATORS), sorted(METHODS)):
     part = cells[(cells.simulator == sim) & (cells.method == method)]
     if any(len(set(part[part.budget == b].seed)) < 3 for b in budgets):
-        missing.append((sim, method, REASONS.get(method, DEFAULT)))
+        reason = DEFAULT if method in commanded else REASONS.get(method, DEFAULT)
+        missing.append((sim, method, reason))
 lines = [
     "# Reference pairs not run yet",
     "",
