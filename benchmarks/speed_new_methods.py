@@ -141,7 +141,6 @@ def main() -> None:
         for name in args.sbi_overhead:
             sbi_overhead(name, args.overhead_budget)
         return
-    torch.set_num_threads(1)
     print(f"{'method':<8} {'budget':>7} {'wall s':>8} {'CPU s':>8} {'CPU/wall':>8} {'C2ST':>6} "
           f"{'sims':>6}")  # fmt: skip
     for name in args.methods:

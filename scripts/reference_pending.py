@@ -2,8 +2,8 @@
 
 Run from the repository root after a reference run (``python scripts/reference_pending.py``);
 each pending pair gets, for a method in the method list of a recorded reference command,
-"not reached", and otherwise its method's reason (measured costs, below). ``tests/test_reference_results.py`` checks the file is
-exactly the uncovered pairs.
+"not reached", and otherwise its method's reason (measured costs, below).
+``tests/test_reference_results.py`` checks the file is exactly the uncovered pairs.
 """
 
 import json

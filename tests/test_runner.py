@@ -332,8 +332,8 @@ def test_default_grid_every_registered_method(tmp_path, cheap_method_options):
     # task, with conftest's CHEAP settings (every simulator x method at its defaults is the
     # reference grid's job)
     sims = ["poisson", "rosenbrock", "two_moons"]
-    fewer = cheap_method_options
-    rows = avo_bench.run(sims, preset="tiny", method_options=fewer, out=tmp_path, report=False)
+    rows = avo_bench.run(sims, preset="tiny", method_options=cheap_method_options, out=tmp_path,
+                         report=False)  # fmt: skip
     budget = PRESETS["tiny"].budgets[0]
     expected = set(itertools.product(sims, sorted(METHODS), [0], [budget]))
     assert set(map(tuple, rows[CELL[:4]].drop_duplicates().values.tolist())) == expected
