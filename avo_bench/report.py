@@ -11,8 +11,8 @@ The report answers "which method is best on each task, by how much, and how sure
 5. **Cost**, **cells not ok** (with reasons), then one table per score and budget, and plots.
 
 Every entry is the mean over seeds with a 95 % bootstrap interval (:mod:`avo_bench.stats`);
-★ marks the best mean, **bold** every method not significantly worse than it, ᶠ a mean at the
-floor (:func:`avo_bench.summary.at_floor`). Plots are in :mod:`avo_bench.plots`.
+★ marks the best mean (among the methods that finished the most seeds), **bold** every method
+not significantly worse than it, ᶠ a mean at the floor (:func:`avo_bench.summary.at_floor`). Plots are in :mod:`avo_bench.plots`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ READING = (
     "How to read: every entry is the mean over seeds with its 95 % BCa bootstrap interval "
     "(resampling seeds; with one seed there is none, and with 5 seeds such an interval covers "
     "the true mean only about 87 % of the time for normal data); (k/n): k of n seeds finished. "
-    "★: the best mean; **bold**: the best and every method not significantly worse than it "
+    "★: the best mean among the methods that finished the most seeds; **bold**: the best "
+    "and every method not significantly worse than it "
     f"(one-sided Wilcoxon signed-rank test on the seeds both finished, p ≥ {stats.ALPHA}; "
     "with n seeds the smallest p is 2^-n, so below 5 seeds nothing is significantly worse). "
     "*floor*: the score of a perfect answer (the exact posterior, or where there is none the "

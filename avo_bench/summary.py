@@ -118,13 +118,20 @@ def summarize(rows: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 
 def _marks(wide: pd.DataFrame, group: tuple, direction: str, ideal: float) -> pd.DataFrame:
     """Best and not-significantly-worse marks of the methods of one (task, budget, score);
-    ``wide``: seeds × methods of values."""
+    ``wide``: seeds × methods of values.
+
+    The best is the best mean among the methods that finished the most seeds of the group: a
+    method with fewer finished seeds (failed or not run yet) is compared with it on the seeds
+    both finished, but never crowned on fewer seeds than its competitors (a single lucky seed
+    would otherwise beat three honest ones)."""
     out = pd.DataFrame({"method": list(wide.columns)})
     out[GROUP] = list(group)
     if direction not in stats.DIRECTIONS:  # e.g. calibration levels: no better or worse
         return out.assign(best=False, tied=False, p=np.nan)
     bad = pd.DataFrame(stats.badness(wide.to_numpy(), direction, ideal), wide.index, wide.columns)
-    best = bad.mean().idxmin()
+    finished = bad.notna().sum()
+    complete = finished[finished == finished.max()].index  # only these may be ★ (see below)
+    best = bad.mean()[complete].idxmin()
     diff = bad.drop(columns=best).sub(bad[best], axis=0)
     diff = diff[bad[best].notna()]
     p = pd.Series(1.0, index=diff.columns)

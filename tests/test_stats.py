@@ -90,6 +90,26 @@ def test_with_fewer_than_five_seeds_nothing_is_significantly_worse():
     assert table.loc["b", "p"] == pytest.approx(1 / 16) and table.tied.all()
 
 
+def test_a_method_with_fewer_finished_seeds_is_never_crowned():
+    # d finished one seed with the best value of all; a finished all five and stays the best
+    frame = pd.concat([known_winner(), pd.DataFrame([{"method": "d", "seed": 0, "value": 0.1}])])
+    table = compare_methods(frame, "lower")
+    assert table.index[0] == "a" and table.best.tolist() == [True, False, False, False]
+    assert table.loc["d", "n"] == 1 and table.loc["d", "mean"] < table.loc["a", "mean"]
+    rows = pd.DataFrame(
+        [dict.fromkeys(COLUMNS, "") | {"simulator": "s1", "method": r.method, "seed": r.seed,
+                                        "budget": 100, "space": "data", "metric": "wasserstein1",
+                                        "value": r.value, "floor": 0.5, "direction": "lower",
+                                        "ideal": 0.0, "status": "ok", "n_obs": 1}
+         for r in frame.itertuples()], columns=COLUMNS,
+    )  # fmt: skip
+    summary = summarize(rows).set_index("method")
+    assert summary.best[summary.best].index.tolist() == ["a"]
+    # with one seed each (a one-seed run), the best mean wins as before
+    one = frame[frame.seed == 0]
+    assert compare_methods(one, "lower").index[0] == "d"
+
+
 def test_mean_ranks_across_tasks():
     means = pd.DataFrame({"a": [1.0, 0.9, np.nan], "b": [2.0, 0.1, 3.0], "c": [3.0, 0.5, 1.0]},
                          index=["t1", "t2", "t3"])  # fmt: skip
