@@ -26,7 +26,7 @@ from . import stats
 from .results import atomic_write, read_artifacts
 from .summary import CELL, tasks
 
-__all__ = ["plot_run"]
+__all__ = ["method_colors", "plot_run"]
 
 PER_ROW = 4
 RATIO = 4  # a log axis when the largest value is over RATIO times the smallest
@@ -44,7 +44,7 @@ def plot_run(run_dir: Path, rows: pd.DataFrame, table: pd.DataFrame, *,
     except ImportError:
         return []
     plots = Path(run_dir) / "plots"
-    colors = {m: f"C{i % 10}" for i, m in enumerate(sorted(rows.method.unique()))}
+    colors = method_colors(rows.method.unique())
     names = []
     for task, part in table.groupby("task"):
         fig = _scores_figure(part, colors)
@@ -61,6 +61,24 @@ def plot_run(run_dir: Path, rows: pd.DataFrame, table: pd.DataFrame, *,
     if cell_plots:
         names += _cell_plots(run_dir, rows, plots)
     return names
+
+
+def method_colors(methods) -> dict[str, str]:
+    """A distinct colour per method, over the sorted names: matplotlib's ``tab10`` for up to
+    10 methods; beyond, the 20 hues of ``tab20`` (its dark shades first, then the light ones)
+    and then ``tab20b``'s, so the registry's 20-odd methods never share a colour (``C{i % 10}``
+    gave two methods one colour from the 11th on)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    names = sorted(methods)
+    if len(names) <= 10:
+        palette = list(colormaps["tab10"].colors)
+    else:
+        tab20 = list(colormaps["tab20"].colors)
+        palette = tab20[0::2] + tab20[1::2] + list(colormaps["tab20b"].colors)[0::4]
+        palette += list(colormaps["tab20b"].colors)[2::4] + list(colormaps["tab20c"].colors)
+    return {m: to_hex(palette[i % len(palette)]) for i, m in enumerate(names)}
 
 
 def _save(fig, plots: Path, name: str) -> str:
@@ -338,7 +356,8 @@ def _n_obs_plots(rows: pd.DataFrame, plots: Path) -> list[str]:
         from .plots_nobs import plot_scores_vs_n_obs
     except ImportError:
         return []
-    return list(plot_scores_vs_n_obs(rows, plots) or [])
+    name = "scores_vs_n_obs.png"
+    return [name] if plot_scores_vs_n_obs(rows, plots / name) is not None else []
 
 
 def _cell_plots(run_dir: Path, rows: pd.DataFrame, plots: Path) -> list[str]:

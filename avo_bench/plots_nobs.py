@@ -52,26 +52,26 @@ def plot_scores_vs_n_obs(
         rows: Tidy result rows (:func:`avo_bench.results.load_results`).
         path: Image file to write (its folder is created); the format follows the suffix.
         budget: The budget to show (default: the largest with an ``n_obs`` axis).
-        colors: Colour of each method (default: ``C0, C1, ...`` over the sorted method names of
-            ``rows``, the report's convention).
+        colors: Colour of each method (default: the report's,
+            :func:`avo_bench.plots.method_colors` of the method names of ``rows``).
 
     Returns:
         ``path``, or ``None`` (and nothing written) if no task ran at two or more ``n_obs``.
     """
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import method_colors
+    from .results import atomic_write
 
     part, budget = axis_rows(rows, budget)
     if part.empty:
         return None
-    colors = colors or {m: f"C{i % 10}" for i, m in enumerate(sorted(rows.method.unique()))}
+    colors = colors or method_colors(rows.method.unique())
     tasks = sorted(part.simulator.unique())
     metrics = {t: _metrics(part[part.simulator == t]) for t in tasks}
     width = max(len(m) for m in metrics.values())
-    fig, axes = plt.subplots(len(tasks), width, figsize=(3.3 * width, 2.8 * len(tasks)),
-                             squeeze=False, constrained_layout=True)  # fmt: skip
+    fig = Figure(figsize=(3.3 * width, 2.8 * len(tasks) + 0.4), layout="constrained")
+    axes = fig.subplots(len(tasks), width, squeeze=False)
     for row, task in enumerate(tasks):
         for col in range(width):
             ax = axes[row, col]
@@ -90,8 +90,8 @@ def plot_scores_vs_n_obs(
     fig.suptitle(f"Parameter-space scores against n_obs (budget {budget})", fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fmt = path.suffix.lstrip(".") or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
     return path
 
 

@@ -167,6 +167,21 @@ def test_plot_scores_vs_n_obs(axis_run, tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
+def test_the_report_of_an_axis_run_draws_the_n_obs_plot(axis_run, tmp_path):
+    out, _ = axis_run
+    pytest.importorskip("matplotlib")
+    from avo_bench.report import write_report
+
+    copy = tmp_path / "run"
+    for name in ("manifest.json", "results.csv"):
+        copy.joinpath(name).parent.mkdir(exist_ok=True)
+        copy.joinpath(name).write_bytes((out / name).read_bytes())
+    write_report(copy)
+    assert (copy / "plots" / "scores_vs_n_obs.png").stat().st_size > 1000
+    assert "plots/scores_vs_n_obs.png" in (copy / "report.md").read_text()
+    assert not (copy / "plots.png").exists()  # the plot once went to DIR/plots.png and crashed
+
+
 # scores that stay informative where C2ST saturates -------------------------------------------
 
 
