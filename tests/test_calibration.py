@@ -126,3 +126,30 @@ def test_npe_provides_a_density_and_an_amortized_sampler():
     assert torch.equal(samples, result.sample_at(x, 7, torch.Generator().manual_seed(0)))
     assert avo_bench.fit("nle", task.simulator, task.x_obs, budget=500, max_num_epochs=1,
                          num_samples=20, warmup_steps=2).log_prob is None  # fmt: skip
+
+
+def test_leakage_correction_agrees_with_sbi_and_is_bounded():
+    pytest.importorskip("sbi")
+    from sbi.inference import NPE
+    from sbi.utils import BoxUniform
+
+    from avo_bench.methods._amortized import log_mass_inside_prior
+
+    torch.manual_seed(0)
+    prior = BoxUniform(-torch.ones(2), torch.ones(2))
+    theta = prior.sample((300,))
+    x = theta + 0.5 * torch.randn_like(theta)
+    inference = NPE(prior, show_progress_bars=False)
+    estimator = inference.append_simulations(theta, x).train(
+        max_num_epochs=3, show_train_summary=False
+    )
+    posterior = inference.build_posterior(estimator)
+    x_o = torch.tensor([[0.9, 0.9]])  # near a corner: an untrained flow leaks
+    ours = log_mass_inside_prior(posterior, x_o)
+    theirs = math.log(float(posterior.leakage_correction(x_o)))
+    assert -3.0 < ours < -0.05 and ours == pytest.approx(theirs, abs=0.05)
+    # a support the flow (almost) never reaches: sbi would draw without end; here the draws
+    # stop at max_draws, and with none inside the error says so
+    posterior.prior = BoxUniform(torch.full((2,), 40.0), torch.full((2,), 40.001))
+    with pytest.raises(ValueError, match="no draw of 20,000 inside the prior's support"):
+        log_mass_inside_prior(posterior, x_o, max_draws=20_000)
