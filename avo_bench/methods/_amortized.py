@@ -4,8 +4,9 @@ posterior (NPE): its normalized density at the observed data and its amortized s
 ``sbi``'s ``DirectPosterior`` is amortized: one trained flow :math:`q(\theta \mid s)` gives a
 posterior at any summary :math:`s`. :func:`direct_posterior_fields` exposes it through the
 :class:`~avo_bench.methods.Result` contract: ``log_prob(theta)`` at the observed summary
-(``sbi``'s ``log_prob``, renormalized for the mass outside the prior support by a bounded
-version of its leakage correction, :func:`log_mass_inside_prior`) and ``sample_at(x, n, generator)`` at the summaries of other observed sets
+(``sbi``'s ``log_prob``, renormalized for the mass outside the prior support: for a
+``DirectPosterior`` by a bounded version of its leakage correction,
+:func:`log_mass_inside_prior`; for the vector-field and ensemble posteriors by ``sbi``'s own) and ``sample_at(x, n, generator)`` at the summaries of other observed sets
 (``sample_batched``). ``sbi`` draws from the global torch RNG (its rejection of samples outside
 the prior and the leakage correction), so both run in a forked RNG state seeded from the
 caller's generator or a fixed seed: reproducible, and the caller's global state is unchanged.
@@ -81,13 +82,17 @@ def direct_posterior_fields(
     device = torch.device(device)
     log_inside = []  # the leakage correction, estimated once
 
+    bounded = hasattr(posterior, "posterior_estimator")  # a DirectPosterior (NPE, SNPE)
+
     def log_prob(theta: Tensor) -> Tensor:
+        theta = theta.to(device, torch.float32)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(0)  # the leakage correction's draws
+            if not bounded:  # FMPE/NPSE, ensembles: sbi's own normalization
+                return posterior.log_prob(theta, x=observed[None]).detach().double().cpu()
             if not log_inside:
                 log_inside.append(log_mass_inside_prior(posterior, observed[None]))
-            out = posterior.log_prob(theta.to(device, torch.float32), x=observed[None],
-                                     norm_posterior=False)  # fmt: skip
+            out = posterior.log_prob(theta, x=observed[None], norm_posterior=False)
         return out.detach().double().cpu() - log_inside[0]
 
     def sample_at(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
