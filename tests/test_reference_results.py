@@ -93,3 +93,26 @@ def test_readme_headline_is_the_committed_table(rows):
     assert headline(rows) in text, "README's results table differs from headline(reference rows)"
     for link in re.findall(r"\]\((results/[^)]+)\)", text):
         assert (ROOT / link).exists(), link
+
+
+IID = ROOT / "results" / "reference-iid"
+
+
+def test_reference_iid_axis_loads_and_is_what_the_readme_shows():
+    rows = load_results(IID)
+    manifest = json.loads((IID / "manifest.json").read_text())
+    assert manifest["identity"]["n_obs"] == [1, 10, 100, 1000]
+    assert set(rows.status) <= {"ok", "n/a", "error", "timeout"}
+    cells = rows.drop_duplicates(KEY[:5])
+    assert set(cells.budget) == {10_000}
+    # the README's figure: every task at every rung of the ladder, with 3 seeds per method
+    # (NLE on gaussian at n_obs = 1000, over 27 min per cell, is the one gap the README states)
+    for task in ("gaussian", "poisson", "weinberg"):
+        part = cells[cells.simulator == task]
+        assert set(part.n_obs) == {1, 10, 100, 1000}, task
+        seeds = part.groupby(["method", "n_obs"]).seed.nunique()
+        assert (seeds == 3).all(), task
+        gaps = {(m, n) for m in set(part.method) for n in (1, 10, 100, 1000)} - set(seeds.index)
+        assert gaps <= {("nle", 1000)} and (task == "gaussian" or not gaps), (task, gaps)
+    assert "results/reference-iid/plots/scores_vs_n_obs.png" in README.read_text()
+    assert (IID / "plots" / "scores_vs_n_obs.png").stat().st_size > 10_000
