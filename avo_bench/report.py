@@ -12,7 +12,8 @@ The report answers "which method is best on each task, by how much, and how sure
 
 Every entry is the mean over seeds with a 95 % bootstrap interval (:mod:`avo_bench.stats`);
 ★ marks the best mean (among the methods that finished the most seeds), **bold** every method
-not significantly worse than it, ᶠ a mean at the floor (:func:`avo_bench.summary.at_floor`). Plots are in :mod:`avo_bench.plots`.
+not significantly worse than it, ᶠ a mean at the floor (:func:`avo_bench.summary.at_floor`).
+Plots are in :mod:`avo_bench.plots`.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ draws from a generator seeded by an argument with a fixed default.
 - :func:`compare_methods`: per task and budget, the best method (best mean among those that
   finished the most seeds) and every method *not significantly worse*: a one-sided Wilcoxon
   signed-rank test of the paired differences over the seeds both methods finished (the same
-  observed data per seed), at level :data:`ALPHA`. With ``n`` pairs the smallest attainable p-value is ``2^-n``: with fewer
-  than 5 seeds no method is ever significantly worse.
+  observed data per seed), at level :data:`ALPHA`. With ``n`` pairs the smallest attainable
+  p-value is ``2^-n``: with fewer than 5 seeds no method is ever significantly worse.
 - :func:`mean_ranks`: the mean rank of each method across tasks (1 = best), as sbibm
   summarizes (Lueckmann et al. 2021).
 - :func:`coverage_curve`: the fraction of credibility levels at or below each nominal level.
@@ -123,9 +123,9 @@ def compare_methods(
     Returns:
         One row per method (index), the best first, then by mean: ``mean``, ``low``,
         ``high``, ``n`` (seeds), ``best`` (the best mean among the methods that finished the
-        most seeds: one lucky seed never beats three), ``p`` (one-sided Wilcoxon signed-rank p-value that
-        the method is worse than the best, over the seeds both finished; NaN for the best)
-        and ``tied`` (the best, or ``p >= ALPHA``: not significantly worse).
+        most seeds: one lucky seed never beats three), ``p`` (one-sided Wilcoxon signed-rank
+        p-value that the method is worse than the best, over the seeds both finished; NaN for
+        the best) and ``tied`` (the best, or ``p >= ALPHA``: not significantly worse).
     """
     values = values.dropna(subset=["value"])
     wide = values.pivot_table(index="seed", columns="method", values="value", aggfunc="mean")

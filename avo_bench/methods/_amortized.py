@@ -6,7 +6,8 @@ posterior at any summary :math:`s`. :func:`direct_posterior_fields` exposes it t
 :class:`~avo_bench.methods.Result` contract: ``log_prob(theta)`` at the observed summary
 (``sbi``'s ``log_prob``, renormalized for the mass outside the prior support: for a
 ``DirectPosterior`` by a bounded version of its leakage correction,
-:func:`log_mass_inside_prior`; for the vector-field and ensemble posteriors by ``sbi``'s own) and ``sample_at(x, n, generator)`` at the summaries of other observed sets
+:func:`log_mass_inside_prior`; for the vector-field and ensemble posteriors by ``sbi``'s own)
+and ``sample_at(x, n, generator)`` at the summaries of other observed sets
 (``sample_batched``). ``sbi`` draws from the global torch RNG (its rejection of samples outside
 the prior and the leakage correction), so both run in a forked RNG state seeded from the
 caller's generator or a fixed seed: reproducible, and the caller's global state is unchanged.
