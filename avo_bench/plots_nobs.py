@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .plots import method_colors
+from .results import atomic_write
+
 __all__ = ["PARAMETER_SPACES", "axis_rows", "plot_scores_vs_n_obs"]
 
 PARAMETER_SPACES = ("posterior", "truth")
@@ -59,9 +62,6 @@ def plot_scores_vs_n_obs(
         ``path``, or ``None`` (and nothing written) if no task ran at two or more ``n_obs``.
     """
     from matplotlib.figure import Figure
-
-    from .plots import method_colors
-    from .results import atomic_write
 
     part, budget = axis_rows(rows, budget)
     if part.empty:

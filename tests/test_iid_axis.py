@@ -173,9 +173,9 @@ def test_the_report_of_an_axis_run_draws_the_n_obs_plot(axis_run, tmp_path):
     from avo_bench.report import write_report
 
     copy = tmp_path / "run"
+    copy.mkdir()
     for name in ("manifest.json", "results.csv"):
-        copy.joinpath(name).parent.mkdir(exist_ok=True)
-        copy.joinpath(name).write_bytes((out / name).read_bytes())
+        (copy / name).write_bytes((out / name).read_bytes())
     write_report(copy)
     assert (copy / "plots" / "scores_vs_n_obs.png").stat().st_size > 1000
     assert "plots/scores_vs_n_obs.png" in (copy / "report.md").read_text()

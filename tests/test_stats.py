@@ -53,6 +53,17 @@ def known_winner() -> pd.DataFrame:
                          for m, vs in values.items() for s, v in enumerate(vs)])  # fmt: skip
 
 
+def as_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tidy result rows of one task's data-space W1 from ``method``/``seed``/``value``."""
+    return pd.DataFrame(
+        [dict.fromkeys(COLUMNS, "") | {"simulator": "s1", "method": r.method, "seed": r.seed,
+                                        "budget": 100, "space": "data", "metric": "wasserstein1",
+                                        "value": r.value, "floor": 0.5, "direction": "lower",
+                                        "ideal": 0.0, "status": "ok", "n_obs": 1}
+         for r in frame.itertuples()], columns=COLUMNS,
+    )  # fmt: skip
+
+
 def test_marks_on_a_table_with_a_known_winner():
     table = compare_methods(known_winner(), "lower")
     assert list(table.index) == ["a", "c", "b"]
@@ -68,13 +79,7 @@ def test_marks_on_a_table_with_a_known_winner():
 
 def test_marks_in_the_report_summary_agree():
     frame = known_winner()
-    rows = pd.DataFrame(
-        [dict.fromkeys(COLUMNS, "") | {"simulator": "s1", "method": r.method, "seed": r.seed,
-                                        "budget": 100, "space": "data", "metric": "wasserstein1",
-                                        "value": r.value, "floor": 0.5, "direction": "lower",
-                                        "ideal": 0.0, "status": "ok", "n_obs": 1}
-         for r in frame.itertuples()], columns=COLUMNS,
-    )  # fmt: skip
+    rows = as_rows(frame)
     table = summarize(rows).set_index("method")
     assert table.best.tolist() == [True, False, False]
     assert table.loc["b", "p"] == pytest.approx(1 / 32)
@@ -96,13 +101,7 @@ def test_a_method_with_fewer_finished_seeds_is_never_crowned():
     table = compare_methods(frame, "lower")
     assert table.index[0] == "a" and table.best.tolist() == [True, False, False, False]
     assert table.loc["d", "n"] == 1 and table.loc["d", "mean"] < table.loc["a", "mean"]
-    rows = pd.DataFrame(
-        [dict.fromkeys(COLUMNS, "") | {"simulator": "s1", "method": r.method, "seed": r.seed,
-                                        "budget": 100, "space": "data", "metric": "wasserstein1",
-                                        "value": r.value, "floor": 0.5, "direction": "lower",
-                                        "ideal": 0.0, "status": "ok", "n_obs": 1}
-         for r in frame.itertuples()], columns=COLUMNS,
-    )  # fmt: skip
+    rows = as_rows(frame)
     summary = summarize(rows).set_index("method")
     assert summary.best[summary.best].index.tolist() == ["a"]
     # with one seed each (a one-seed run), the best mean wins as before

@@ -15,6 +15,7 @@ caller's generator or a fixed seed: reproducible, and the caller's global state 
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -81,9 +82,11 @@ def direct_posterior_fields(
         device: The posterior's device.
     """
     device = torch.device(device)
-    log_inside = []  # the leakage correction, estimated once
-
     bounded = hasattr(posterior, "posterior_estimator")  # a DirectPosterior (NPE, SNPE)
+
+    @functools.cache
+    def log_inside() -> float:  # the leakage correction, estimated once
+        return log_mass_inside_prior(posterior, observed[None])
 
     def log_prob(theta: Tensor) -> Tensor:
         theta = theta.to(device, torch.float32)
@@ -91,10 +94,9 @@ def direct_posterior_fields(
             torch.manual_seed(0)  # the leakage correction's draws
             if not bounded:  # FMPE/NPSE, ensembles: sbi's own normalization
                 return posterior.log_prob(theta, x=observed[None]).detach().double().cpu()
-            if not log_inside:
-                log_inside.append(log_mass_inside_prior(posterior, observed[None]))
             out = posterior.log_prob(theta, x=observed[None], norm_posterior=False)
-        return out.detach().double().cpu() - log_inside[0]
+            correction = log_inside()
+        return out.detach().double().cpu() - correction
 
     def sample_at(x: Tensor, n: int, generator: torch.Generator) -> Tensor:
         seed = int(torch.randint(2**62, (1,), generator=generator))
