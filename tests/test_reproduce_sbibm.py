@@ -167,3 +167,20 @@ def test_kde_row_is_sbibms_rej_abc(tmp_path):
     assert (rows["unique_samples"] == 200).all()  # smoothed: no repeats
     assert table.loc[table["budget"] == 1000, "published_mean"].item() == 0.9135
     assert "REJ-ABC 100 KDE" in (tmp_path / "report.md").read_text()
+
+
+def test_rerunning_resumes_without_recomputing(outputs, monkeypatch):
+    out, table = outputs
+    before = pd.read_csv(out / "c2st.csv")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a cell already in c2st.csv was computed again")
+
+    monkeypatch.setattr(script, "score", must_not_run)
+    argv = [*TINY, "--seed", "3", "--methods", "rejection_abc", "prior", "--out", str(out)]
+    again = script.main(argv)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "c2st.csv"), before)
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), table.reset_index(drop=True))
+    # another seed is another run: its cells are computed (and fail here, by the patch)
+    with pytest.raises(AssertionError, match="computed again"):
+        script.main([*TINY, "--seed", "4", "--methods", "prior", "--out", str(out)])
