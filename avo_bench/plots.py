@@ -50,13 +50,18 @@ def plot_run(run_dir: Path, rows: pd.DataFrame, table: pd.DataFrame, *,
         fig = _scores_figure(part, colors)
         if fig is not None:
             names.append(_save(fig, plots, f"scores_{task}.png".replace(" ", "_")))
-    for name, draw in (("calibration.png", _calibration), ("wall_time.png", _wall_time)):
+    # calibration.png and amortized_coverage.png read the cells' stored arrays (cells/, not
+    # committed with the reference runs): a copy of a run without them keeps the figures drawn
+    # where they were, rather than redrawing them from less (θ* levels only, or nothing).
+    stored = any((Path(run_dir) / "cells").glob("*.npz"))
+    for name, draw in (("calibration.png", _calibration), ("wall_time.png", _wall_time),
+                       ("amortized_coverage.png", _amortized)):  # fmt: skip
+        if draw is not _wall_time and not stored and (plots / name).exists():
+            names.append(name)
+            continue
         fig = draw(run_dir, rows, colors)
         if fig is not None:
             names.append(_save(fig, plots, name))
-    fig = _amortized(run_dir, rows, colors)
-    if fig is not None:
-        names.append(_save(fig, plots, "amortized_coverage.png"))
     names += _n_obs_plots(rows, plots)
     if cell_plots:
         names += _cell_plots(run_dir, rows, plots)

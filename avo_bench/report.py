@@ -26,7 +26,16 @@ import pandas as pd
 from . import stats
 from .report_published import sbibm_section
 from .results import atomic_write, load_results, read_manifest
-from .summary import CALIBRATION, CELL, GROUP, headline_scores, mean_ranks, summarize, tasks
+from .summary import (
+    CALIBRATION,
+    CELL,
+    GROUP,
+    finished_tasks,
+    headline_scores,
+    mean_ranks,
+    summarize,
+    tasks,
+)
 from .summary import cells as summary_cells
 
 __all__ = ["cost", "headline", "score_table", "who_wins", "write_report"]
@@ -188,15 +197,22 @@ def _win_line(table: pd.DataFrame, task: str, key: tuple[str, str], budget: int)
     return f"| {task} | {key[0]} {key[1]} | {budget} | {text} | {tied} | {nxt} | {floor} |"
 
 
-def ranks(table: pd.DataFrame) -> str:
-    """Markdown of the mean rank of each method across tasks (headline scores)."""
+def ranks(table: pd.DataFrame, rows: pd.DataFrame | None = None) -> str:
+    """Markdown of the mean rank of each method across tasks (headline scores); with ``rows``,
+    also on only the tasks that every method finished (or does not apply to)."""
     data_keys, parameter_keys = headline_scores()
+    finished = None if rows is None else finished_tasks(rows)
+    common = ("" if finished is None else
+              " A method is ranked on the tasks where it finished; the columns \"tasks all "
+              "finished\" rank on only the tasks where every method of the run finished every "
+              "seed or does not apply, so that every method meets the same tasks.")  # fmt: skip
     lines = []
     for name, keys in (("parameter space", parameter_keys), ("data space", data_keys)):
-        ranked = mean_ranks(table, keys)
+        ranked = mean_ranks(table, keys, finished)
         if len(ranked):
             lines += [f"Mean rank in {name} (1 = best; in parentheses the number of tasks "
-                      "ranked; each task's first headline score):", "", _markdown(ranked), ""]  # fmt: skip
+                      f"ranked; each task's first headline score).{common}", "",
+                      _markdown(ranked), ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -336,7 +352,7 @@ def write_report(run_dir: str | Path, *, cell_plots: bool = False) -> Path:
              f"{rows.git_commit.iloc[0] or 'unknown'}.", "", *_provenance(run_dir, rows), "",
              READING, "", "## Headline", "", headline(rows, budget, table), "",
              "## Who wins", "", who_wins(table, rows), "", "## Ranks across tasks", "",
-             ranks(table), "## Calibration", "", *_calibration(table, rows, budget),
+             ranks(table, rows), "## Calibration", "", *_calibration(table, rows, budget),
              "## Cost", ""]  # fmt: skip
     for b in sorted(rows.budget.unique()):
         lines += [f"Fit wall time [interval] / simulations used (budget {b}):", "",

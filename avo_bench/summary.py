@@ -26,6 +26,7 @@ __all__ = [
     "at_floor",
     "cells",
     "directions",
+    "finished_tasks",
     "headline_scores",
     "mean_ranks",
     "summarize",
@@ -164,13 +165,40 @@ def at_floor(table: pd.DataFrame) -> pd.Series:
     return pd.Series(result, index=table.index) & table.floor.notna() & table["mean"].notna()
 
 
-def mean_ranks(table: pd.DataFrame, keys: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+def finished_tasks(rows: pd.DataFrame) -> dict[int, set[str]]:
+    """Per budget, the tasks on which every method of the run finished every seed or does not
+    apply: each method has one ``ok`` (or ``n/a``) cell per seed of the run there, none
+    missing, failed or timed out. Ranks over these tasks compare every method on the same
+    tasks (a method still pending or failing on a task would otherwise be ranked only on the
+    others, where its competitors may be ranked on harder ones too)."""
+    cell = cells(rows).assign(task=tasks(rows))
+    seeds = cell.seed.nunique()
+    out = {}
+    for budget, part in cell.groupby("budget"):
+        done = part.status.isin(["ok", "n/a"])
+        count = done.groupby([part.task, part.method]).sum().unstack("method")
+        count = count.reindex(columns=part.method.unique()).fillna(0)
+        out[budget] = set(count.index[(count == seeds).all(axis=1)])
+    return out
+
+
+def mean_ranks(
+    table: pd.DataFrame,
+    keys: tuple[tuple[str, str], ...],
+    finished: dict[int, set[str]] | None = None,
+) -> pd.DataFrame:
     """Mean rank of each method across tasks per budget, on each task's first score of
     ``keys`` that has values (e.g. the headline parameter-space scores).
 
+    Arguments:
+        table: :func:`summarize`'s table.
+        keys: The scores to rank on, in order of preference.
+        finished: Optional :func:`finished_tasks`: then a second column per budget ranks on
+            only those tasks (every method finished them or does not apply).
+
     Returns:
         Methods (index) × budgets (columns) of ``"mean rank (tasks)"`` strings, sorted by the
-        mean rank at the largest budget.
+        mean rank at the largest budget (on the finished tasks first, where given).
     """
     columns, order = {}, None
     for budget, part in table.groupby("budget"):
@@ -187,10 +215,22 @@ def mean_ranks(table: pd.DataFrame, keys: tuple[tuple[str, str], ...]) -> pd.Dat
             sense[task] = (chosen.direction.iloc[0], float(chosen.ideal.iloc[0]))
         if not means:
             continue
-        ranks = stats.mean_ranks(pd.DataFrame(means).T, sense)
+        means = pd.DataFrame(means).T
+        ranks = stats.mean_ranks(means, sense)
         text = [f"{r.mean_rank:.2f} ({r.tasks})" for r in ranks.itertuples()]
         columns[f"budget {budget}"] = pd.Series(text, ranks.index)
         order = ranks.index
+        if finished is not None:
+            common = [t for t in means.index if t in finished.get(budget, set())]
+            name = f"budget {budget}, the {len(common)} tasks all finished"
+            if common:
+                same = stats.mean_ranks(means.loc[common], sense)
+                same = same[same.tasks > 0]
+                text = [f"{r.mean_rank:.2f} ({r.tasks})" for r in same.itertuples()]
+                columns[name] = pd.Series(text, same.index)
+                order = same.index.append(order.difference(same.index, sort=False))
+            else:
+                columns[name] = pd.Series(dtype=object)
     if not columns:
         return pd.DataFrame()
     return pd.DataFrame(columns).reindex(order).fillna("")

@@ -134,3 +134,19 @@ def test_report_cli_matches_run_report(tmp_path):
         (tmp_path / "a" / "report.md").read_text().replace("# avo_bench report: a", "")
     )
     assert load_results(tmp_path / "b").equals(load_results(tmp_path / "a"))
+
+
+def test_a_copy_without_stored_arrays_keeps_the_figures_drawn_from_them(tmp_path):
+    # calibration.png draws exact-posterior levels from cells/ (not committed with the
+    # reference runs); a report of a copy without cells/ must not redraw it from θ* alone
+    avo_bench.run(["gaussian"], ["prior"], seeds=2, preset="tiny", out=tmp_path / "a")
+    figure = (tmp_path / "a" / "plots" / "calibration.png").read_bytes()
+    shutil.copytree(tmp_path / "a", tmp_path / "b", ignore=shutil.ignore_patterns("cells"))
+    assert main(["report", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "plots" / "calibration.png").read_bytes() == figure
+    assert "](plots/calibration.png)" in (tmp_path / "b" / "report.md").read_text()
+    # with neither the arrays nor the figure, the report draws what the rows hold (θ* levels)
+    (tmp_path / "b" / "plots" / "calibration.png").unlink()
+    assert main(["report", str(tmp_path / "b")]) == 0
+    redrawn = (tmp_path / "b" / "plots" / "calibration.png").read_bytes()
+    assert redrawn.startswith(PNG) and redrawn != figure

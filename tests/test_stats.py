@@ -124,3 +124,36 @@ def test_coverage_curve_and_badness():
     assert badness(np.array([0.4, 0.7]), "nearest", 0.5).tolist() == pytest.approx([0.1, 0.2])
     with pytest.raises(ValueError, match="direction must be one of"):
         badness(np.array([1.0]), "uniform")
+
+
+def test_ranks_on_the_tasks_every_method_finished():
+    from avo_bench.report import ranks
+    from avo_bench.summary import finished_tasks
+    from avo_bench.summary import mean_ranks as table_ranks
+
+    def row(task, method, seed, value, status="ok"):
+        return dict.fromkeys(COLUMNS, "") | {
+            "simulator": task, "method": method, "seed": seed, "budget": 100, "space": "data",
+            "metric": "wasserstein1", "value": value, "floor": 0.5, "direction": "lower",
+            "ideal": 0.0, "status": status, "n_obs": 1}  # fmt: skip
+
+    scores = {  # task -> method -> value on both seeds; None: not applicable
+        "s1": {"a": 1.0, "b": 2.0, "c": 3.0},
+        "s2": {"a": 2.0, "b": 1.0},  # c not run yet: s2 is not finished
+        "s3": {"a": 1.0, "b": 2.0, "c": None},  # c does not apply: s3 is finished
+        "s4": {"a": 3.0, "b": 1.0, "c": 2.0},  # b failed on seed 1: s4 is not finished
+    }
+    rows = [row(t, m, s, np.nan if v is None else v, "n/a" if v is None else "ok")
+            for t, methods in scores.items() for m, v in methods.items() for s in (0, 1)]  # fmt: skip
+    rows[-3].update(value=np.nan, status="error")  # s4, b, seed 1
+    rows = pd.DataFrame(rows, columns=COLUMNS)
+    assert finished_tasks(rows) == {100: {"s1", "s3"}}
+    key = (("data", "wasserstein1"),)
+    table = table_ranks(summarize(rows), key, finished_tasks(rows))
+    common = table["budget 100, the 2 tasks all finished"]
+    assert common.tolist() == ["1.00 (2)", "2.00 (2)", "3.00 (1)"]  # a, b, c
+    assert list(table.index) == ["a", "b", "c"]
+    # over every task each ran: a (1, 2, 1, 3), b (2, 1, 2, 1 on its one seed), c (3, 2)
+    assert table["budget 100"].tolist() == ["1.75 (4)", "1.50 (4)", "2.50 (2)"]
+    assert "tasks all finished" in ranks(summarize(rows), rows)
+    assert "tasks all finished" not in ranks(summarize(rows))
