@@ -6,7 +6,9 @@ The report answers "which method is best on each task, by how much, and how sure
    order of :data:`avo_bench.scoring.SCORES`), methods × tasks, at the middle budget.
 2. **Who wins**: per task and budget the best method, those not significantly worse, the
    next best and the floor.
-3. **Ranks**: the mean rank of each method across tasks per budget (as sbibm summarizes).
+3. **Ranks**: the mean rank of each method across tasks per budget (as sbibm summarizes),
+   over every task each method finished and over only the tasks that every method finished
+   or does not apply to (the same tasks for all).
 4. **Calibration**: the ``calibration`` scores and the coverage of θ*.
 5. **Cost**, **cells not ok** (with reasons), then one table per score and budget, and plots.
 
