@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .results import atomic_write, read_artifacts
+from .results import atomic_write, has_artifacts, read_artifacts
 from .summary import CELL, tasks
 
 __all__ = ["method_colors", "plot_run"]
@@ -51,9 +51,10 @@ def plot_run(run_dir: Path, rows: pd.DataFrame, table: pd.DataFrame, *,
         if fig is not None:
             names.append(_save(fig, plots, f"scores_{task}.png".replace(" ", "_")))
     # calibration.png and amortized_coverage.png read the cells' stored arrays (cells/, not
-    # committed with the reference runs): a copy of a run without them keeps the figures drawn
-    # where they were, rather than redrawing them from less (θ* levels only, or nothing).
-    stored = any((Path(run_dir) / "cells").glob("*.npz"))
+    # committed with the reference runs): a copy of a run that lacks some of them keeps the
+    # figures drawn where they were complete, rather than redrawing them from less (θ* levels
+    # for the cells without arrays, mixed with exact-posterior levels for the others).
+    stored = _arrays_complete(run_dir, rows)
     for name, draw in (("calibration.png", _calibration), ("wall_time.png", _wall_time),
                        ("amortized_coverage.png", _amortized)):  # fmt: skip
         if draw is not _wall_time and not stored and (plots / name).exists():
@@ -66,6 +67,13 @@ def plot_run(run_dir: Path, rows: pd.DataFrame, table: pd.DataFrame, *,
     if cell_plots:
         names += _cell_plots(run_dir, rows, plots)
     return names
+
+
+def _arrays_complete(run_dir: Path, rows: pd.DataFrame) -> bool:
+    """Whether every ``ok`` cell at the headline budget has its arrays stored."""
+    budget = _headline_budget(rows)
+    cells = rows[(rows.budget == budget) & (rows.status == "ok")].drop_duplicates(CELL)
+    return all(has_artifacts(run_dir, key) for key in cells[CELL].itertuples(index=False))
 
 
 def method_colors(methods) -> dict[str, str]:

@@ -44,6 +44,7 @@ __all__ = [
     "check_writable",
     "compare",
     "drop_artifacts",
+    "has_artifacts",
     "load_results",
     "read_artifacts",
     "sync_parquet",
@@ -268,6 +269,11 @@ def drop_artifacts(run_dir: Path, keys: list[tuple]) -> None:
         stem = _stored_stem(run_dir, key)
         for path in (stem.with_suffix(".npz"), stem.with_name(stem.name + ".history.csv")):
             path.unlink(missing_ok=True)
+
+
+def has_artifacts(run_dir: Path, key: tuple) -> bool:
+    """Whether the cell ``key`` (:data:`CELL_KEY`) has its arrays stored in ``run_dir``."""
+    return _stored_stem(run_dir, key).with_suffix(".npz").exists()
 
 
 def read_artifacts(run_dir: Path, key: tuple) -> tuple[dict, pd.DataFrame]:

@@ -145,6 +145,12 @@ def test_a_copy_without_stored_arrays_keeps_the_figures_drawn_from_them(tmp_path
     assert main(["report", str(tmp_path / "b")]) == 0
     assert (tmp_path / "b" / "plots" / "calibration.png").read_bytes() == figure
     assert "](plots/calibration.png)" in (tmp_path / "b" / "report.md").read_text()
+    # some arrays missing (a resumed copy): redrawing would mix exact levels with θ* levels
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    next((tmp_path / "c" / "cells").glob("*.npz")).unlink()
+    (tmp_path / "c" / "plots" / "calibration.png").write_bytes(figure[:-1] + b"x")  # a marker
+    assert main(["report", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "plots" / "calibration.png").read_bytes() == figure[:-1] + b"x"
     # with neither the arrays nor the figure, the report draws what the rows hold (θ* levels)
     (tmp_path / "b" / "plots" / "calibration.png").unlink()
     assert main(["report", str(tmp_path / "b")]) == 0
