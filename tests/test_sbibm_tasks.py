@@ -75,10 +75,13 @@ def test_observations_redraw(name):
     info = json.loads(str(load_data(name)["info"]))
     if info["torch"].split(".")[:2] != torch.__version__.split(".")[:2]:
         pytest.skip("stored with another torch version; its random streams may differ")
+    # Same draws, up to float32 rounding: the priors and simulators with a covariance (slcp,
+    # bernoulli_glm) go through MKL's linear algebra, whose kernels differ by CPU (AVX2 vs
+    # AVX-512) in the last bits (measured: 1.4e-6 on an AVX2 machine); other draws differ by O(1).
     for number in (1, 7):
         theta, x = draw_observation(sim, sim.observation_seeds[number - 1])
-        assert torch.equal(theta, sim.observation(number)[0])
-        assert torch.equal(x, sim.observation(number)[1])
+        torch.testing.assert_close(theta, sim.observation(number)[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(x, sim.observation(number)[1], rtol=1e-5, atol=1e-5)
 
 
 def test_related_tasks_share_observations():
