@@ -55,9 +55,10 @@ def plot_run(run_dir: Path, rows: pd.DataFrame, table: pd.DataFrame, *,
     # figures drawn where they were complete, rather than redrawing them from less (θ* levels
     # for the cells without arrays, mixed with exact-posterior levels for the others).
     stored = _arrays_complete(run_dir, rows)
-    for name, draw in (("calibration.png", _calibration), ("wall_time.png", _wall_time),
-                       ("amortized_coverage.png", _amortized)):  # fmt: skip
-        if draw is not _wall_time and not stored and (plots / name).exists():
+    for name, draw, from_arrays in (("calibration.png", _calibration, True),
+                                    ("wall_time.png", _wall_time, False),
+                                    ("amortized_coverage.png", _amortized, True)):  # fmt: skip
+        if from_arrays and not stored and (plots / name).exists():
             names.append(name)
             continue
         fig = draw(run_dir, rows, colors)

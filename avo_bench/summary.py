@@ -217,8 +217,7 @@ def mean_ranks(
             continue
         means = pd.DataFrame(means).T
         ranks = stats.mean_ranks(means, sense)
-        text = [f"{r.mean_rank:.2f} ({r.tasks})" for r in ranks.itertuples()]
-        columns[f"budget {budget}"] = pd.Series(text, ranks.index)
+        columns[f"budget {budget}"] = _rank_text(ranks)
         order = ranks.index
         if finished is not None:
             common = [t for t in means.index if t in finished.get(budget, set())]
@@ -226,14 +225,18 @@ def mean_ranks(
             if common:
                 same = stats.mean_ranks(means.loc[common], sense)
                 same = same[same.tasks > 0]
-                text = [f"{r.mean_rank:.2f} ({r.tasks})" for r in same.itertuples()]
-                columns[name] = pd.Series(text, same.index)
+                columns[name] = _rank_text(same)
                 order = same.index.append(order.difference(same.index, sort=False))
             else:
                 columns[name] = pd.Series(dtype=object)
     if not columns:
         return pd.DataFrame()
     return pd.DataFrame(columns).reindex(order).fillna("")
+
+
+def _rank_text(ranks: pd.DataFrame) -> pd.Series:
+    """``"mean rank (tasks)"`` per method of :func:`avo_bench.stats.mean_ranks`' table."""
+    return pd.Series([f"{r.mean_rank:.2f} ({r.tasks})" for r in ranks.itertuples()], ranks.index)
 
 
 def cells_of(rows: pd.DataFrame) -> pd.DataFrame:

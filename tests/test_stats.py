@@ -54,12 +54,17 @@ def known_winner() -> pd.DataFrame:
 
 
 def as_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Tidy result rows of one task's data-space W1 from ``method``/``seed``/``value``."""
+    """Tidy result rows of data-space W1 from ``method``/``seed``/``value`` (and optionally
+    ``simulator``, default ``s1``, and ``status``, default ``ok``)."""
+    frame = frame.assign(
+        **{k: frame.get(k, v) for k, v in (("simulator", "s1"), ("status", "ok"))}
+    )
     return pd.DataFrame(
-        [dict.fromkeys(COLUMNS, "") | {"simulator": "s1", "method": r.method, "seed": r.seed,
-                                        "budget": 100, "space": "data", "metric": "wasserstein1",
-                                        "value": r.value, "floor": 0.5, "direction": "lower",
-                                        "ideal": 0.0, "status": "ok", "n_obs": 1}
+        [dict.fromkeys(COLUMNS, "") | {"simulator": r.simulator, "method": r.method,
+                                        "seed": r.seed, "budget": 100, "space": "data",
+                                        "metric": "wasserstein1", "value": r.value, "floor": 0.5,
+                                        "direction": "lower", "ideal": 0.0, "status": r.status,
+                                        "n_obs": 1}
          for r in frame.itertuples()], columns=COLUMNS,
     )  # fmt: skip
 
@@ -131,22 +136,20 @@ def test_ranks_on_the_tasks_every_method_finished():
     from avo_bench.summary import finished_tasks
     from avo_bench.summary import mean_ranks as table_ranks
 
-    def row(task, method, seed, value, status="ok"):
-        return dict.fromkeys(COLUMNS, "") | {
-            "simulator": task, "method": method, "seed": seed, "budget": 100, "space": "data",
-            "metric": "wasserstein1", "value": value, "floor": 0.5, "direction": "lower",
-            "ideal": 0.0, "status": status, "n_obs": 1}  # fmt: skip
-
     scores = {  # task -> method -> value on both seeds; None: not applicable
         "s1": {"a": 1.0, "b": 2.0, "c": 3.0},
         "s2": {"a": 2.0, "b": 1.0},  # c not run yet: s2 is not finished
         "s3": {"a": 1.0, "b": 2.0, "c": None},  # c does not apply: s3 is finished
         "s4": {"a": 3.0, "b": 1.0, "c": 2.0},  # b failed on seed 1: s4 is not finished
     }
-    rows = [row(t, m, s, np.nan if v is None else v, "n/a" if v is None else "ok")
-            for t, methods in scores.items() for m, v in methods.items() for s in (0, 1)]  # fmt: skip
-    rows[-3].update(value=np.nan, status="error")  # s4, b, seed 1
-    rows = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(
+        [{"simulator": t, "method": m, "seed": s, "value": np.nan if v is None else v,
+          "status": "n/a" if v is None else "ok"}
+         for t, methods in scores.items() for m, v in methods.items() for s in (0, 1)]
+    )  # fmt: skip
+    failed = (frame.simulator == "s4") & (frame.method == "b") & (frame.seed == 1)
+    frame.loc[failed, ["value", "status"]] = [np.nan, "error"]
+    rows = as_rows(frame)
     assert finished_tasks(rows) == {100: {"s1", "s3"}}
     key = (("data", "wasserstein1"),)
     table = table_ranks(summarize(rows), key, finished_tasks(rows))
