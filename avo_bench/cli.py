@@ -20,10 +20,11 @@ from simulators import SIMULATORS, simulator_options
 
 __all__ = ["main"]
 
-RUN_KEYS = ("simulators", "methods", "seeds", "budgets", "n_obs", "preset", "device", "out", "jobs",
-            "executor", "scheduler", "threads", "cell_timeout", "quiet", "retry_errors",
+RUN_KEYS = ("simulators", "methods", "seeds", "budgets", "n_obs", "preset", "c2st", "device", "out",
+            "jobs", "executor", "scheduler", "threads", "cell_timeout", "quiet", "retry_errors",
             "replace_methods", "report")  # fmt: skip
-PLAIN = ("preset", "device", "out", "jobs", "executor", "scheduler", "threads", "cell_timeout")
+PLAIN = ("preset", "c2st", "device", "out", "jobs", "executor", "scheduler", "threads",
+         "cell_timeout")  # fmt: skip
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -191,6 +192,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _run_parser(commands) -> None:
     from avo_bench.executors import EXECUTORS
+    from avo_bench.metrics import C2ST_VARIANTS
     from avo_bench.plan import PRESETS
 
     presets = "; ".join(f"{k}: {p.description}" for k, p in PRESETS.items())
@@ -212,6 +214,9 @@ def _run_parser(commands) -> None:
                    "task with an iid observed set runs at each (e.g. 1,10,100,1000); default: "
                    "the preset's ladder (iid), else each task's own n_obs")  # fmt: skip
     p.add_argument("--preset", choices=list(PRESETS), help=f"default quick. {presets}")
+    p.add_argument("--c2st", choices=list(C2ST_VARIANTS), help="parameter-space C2ST variant "
+                   "(default: the preset's; sbibm: sbibm's classifier, several times the cost "
+                   "of fast)")  # fmt: skip
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--out", metavar="DIR", help="run directory (default results/PRESET)")
     p.add_argument(

@@ -16,9 +16,19 @@ from pathlib import Path
 
 from .results import MANIFEST, RESULTS, ResultsError, atomic_write
 
-__all__ = ["EXTENSIBLE", "check_compatible", "check_manifest", "read_manifest", "replaced_configs"]
+__all__ = [
+    "EXTENSIBLE",
+    "EXTENSIBLE_LISTS",
+    "check_compatible",
+    "check_manifest",
+    "read_manifest",
+    "replaced_configs",
+]
 
+#: Identity entries a later invocation may extend: new simulators or methods (dicts of their
+#: options and configs), new seeds or budgets (lists).
 EXTENSIBLE = ("methods", "simulators")
+EXTENSIBLE_LISTS = ("seeds", "budgets")
 
 
 def _read(path: Path) -> dict:
@@ -39,7 +49,8 @@ def check_manifest(
 ) -> None:
     """Writes the manifest of a new run, or checks that ``identity`` matches the existing one.
 
-    A run may be extended by new simulators or methods (see :func:`_not_extended`), and the
+    A run may be extended by new simulators, methods, seeds or budgets (see
+    :func:`_not_extended`), and the
     configs of the methods in ``replace`` may change (their rows are re-run by the caller).
 
     Raises:
@@ -78,9 +89,9 @@ def check_compatible(run_dir: Path, identity: dict, replace: Collection[str] = (
         raise ResultsError(
             f"{run_dir} holds a run with a different configuration (differs in: "
             f"{', '.join(differ)}); refusing to mix results. Use another --out, or the "
-            "same options as that run (see its manifest.json); adding simulators or "
-            "methods to it is allowed, and --replace-methods NAME re-runs a method whose "
-            "config changed."
+            "same options as that run (see its manifest.json); adding simulators, methods, "
+            "seeds or budgets to it is allowed, and --replace-methods NAME re-runs a method "
+            "whose config changed."
         )
     return data
 
@@ -95,10 +106,10 @@ def replaced_configs(run_dir: Path, methods: Collection[str]) -> dict:
 
 
 def _not_extended(old: dict, new: dict, replace: Collection[str] = ()) -> list[str]:
-    """Identity entries where ``new`` is neither ``old`` nor ``old`` plus new simulators or
-    methods (or other configs of the methods in ``replace``): those keep every other entry
-    unchanged, so the finished cells stay valid (cell seeds and observed data do not depend on
-    the rest of the grid) and only new or replaced cells run."""
+    """Identity entries where ``new`` is neither ``old`` nor ``old`` plus new simulators,
+    methods, seeds or budgets (or other configs of the methods in ``replace``): those keep
+    every other entry unchanged, so the finished cells stay valid (cell seeds and observed data
+    do not depend on the rest of the grid) and only new or replaced cells run."""
     differ = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
@@ -106,6 +117,9 @@ def _not_extended(old: dict, new: dict, replace: Collection[str] = ()) -> list[s
             keep = set(replace) if key == "methods" else set()
             if any(name not in b or (b[name] != value and name not in keep)
                    for name, value in a.items()):  # fmt: skip
+                differ.append(key)
+        elif key in EXTENSIBLE_LISTS and isinstance(a, list) and isinstance(b, list):
+            if not set(a) <= set(b):
                 differ.append(key)
         elif a != b:
             differ.append(key)

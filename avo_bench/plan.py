@@ -226,11 +226,15 @@ def make_plan(
     simulator_options: Mapping[str, Mapping] | None = None,
     method_options: Mapping[str, Mapping] | None = None,
     n_obs: Sequence[int] | None = None,
+    c2st: str | None = None,
 ) -> Plan:
     """Validates a run and expands it into cells (simulator-major, then ``n_obs``).
 
     ``n_obs`` (default: the preset's ladder, if any) runs every task with an iid observed set
     at each of these numbers of observations (:func:`avo_bench.axes.n_obs_options`).
+    ``c2st`` (default: the preset's) is the parameter-space C2ST variant, ``"fast"`` or
+    ``"sbibm"`` (:func:`avo_bench.metrics.c2st`): e.g. the ``sbibm`` preset with the fast
+    variant standing in where sbibm's classifier costs too much.
 
     Raises:
         ValueError: For an unknown simulator, method, preset, option or config key, a bad
@@ -258,8 +262,9 @@ def make_plan(
     budget_list = _budgets(chosen.budgets if budgets is None else budgets)
     device = _device(device)
     scoring = {"n_param": chosen.n_param, "n_edges": chosen.n_edges}
-    if chosen.c2st != "fast":  # (absent: the default, as in run directories from before)
-        scoring["c2st"] = chosen.c2st
+    variant = _c2st_variant(chosen.c2st if c2st is None else c2st)
+    if variant != "fast":  # (absent: the default, as in run directories from before)
+        scoring["c2st"] = variant
     ladder = n_obs_values(n_obs) if n_obs is not None else chosen.n_obs
     axis = {s: _axis(s, sim_opts[s], ladder, strict=n_obs is not None) for s in sim_names}
     grid = [
@@ -283,6 +288,15 @@ def make_plan(
         }
     )
     return Plan(cells, identity)
+
+
+def _c2st_variant(variant: object) -> str:
+    from avo_bench.metrics import C2ST_VARIANTS
+
+    if variant not in C2ST_VARIANTS:
+        raise ValueError(f"unknown c2st variant {variant!r}; choose from: "
+                         f"{', '.join(C2ST_VARIANTS)}")  # fmt: skip
+    return variant
 
 
 def _preset_methods(preset: Preset, registry: Mapping) -> tuple[str, ...] | None:

@@ -219,6 +219,7 @@ def run(
     simulator_options: Mapping[str, Mapping] | None = None,
     method_options: Mapping[str, Mapping] | None = None,
     n_obs: Sequence[int] | None = None,
+    c2st: str | None = None,
     out: str | Path | None = None,
     jobs: int = 1,
     executor: str | None = None,
@@ -247,6 +248,8 @@ def run(
             entries for methods not in the run are validated, then ignored with a warning.
         n_obs: Numbers of observations: every task with an iid observed set runs at each
             (default: the preset's ladder, if any; see :mod:`avo_bench.axes`).
+        c2st: Parameter-space C2ST variant, ``"fast"`` or ``"sbibm"`` (default: the
+            preset's; :func:`avo_bench.metrics.c2st`).
         out: Run directory (default ``results/<preset>``); re-running resumes it.
         jobs: Parallel workers.
         executor: ``inprocess``, ``processes`` or ``dask`` (default from ``jobs``/``scheduler``).
@@ -282,6 +285,7 @@ def run(
     plan = make_plan(
         simulators, methods, seeds=seeds, budgets=budgets, preset=preset, device=device,
         simulator_options=simulator_options, method_options=method_options, n_obs=n_obs,
+        c2st=c2st,
     )  # fmt: skip
     executor = check_executor(executor, jobs, threads, scheduler)
     limit = check_cell_timeout(cell_timeout, PRESETS[preset].cell_timeout)

@@ -140,7 +140,8 @@ def test_run_prints_summary_and_refuses_mixing(capsys, tmp_path):
     out = str(tmp_path / "run")
     status, text, _ = run_cli(capsys, "run", *TINY, "--simulators", "gaussian", "--out", out)
     assert status == 0 and "1 cells (1 ok)" in text
-    status, _, err = run_cli(capsys, "run", *TINY, "--simulators", "gaussian", "--seeds", "2",
+    # seeds 5 alone drop seed 0 (adding seeds, e.g. --seeds 2, extends the run instead)
+    status, _, err = run_cli(capsys, "run", *TINY, "--simulators", "gaussian", "--seeds", "5,",
                              "--out", out)  # fmt: skip
     assert status == 2 and "different configuration (differs in: seeds)" in err
 

@@ -17,6 +17,7 @@ import torch
 
 import avo_bench
 from avo_bench import cell as cell_module
+from avo_bench.manifest import read_manifest
 from avo_bench.methods import METHODS, Method, NotApplicable, Result
 from avo_bench.methods.prior import PriorConfig
 from avo_bench.plan import PRESETS, make_plan
@@ -203,6 +204,40 @@ def test_different_config_in_same_directory_is_refused(tmp_path):
         avo_bench.run(["gaussian"], ["prior"], preset="tiny", out=tmp_path,
                       simulator_options={"gaussian": {"dim": 3}})  # fmt: skip
     assert (tmp_path / "results.csv").read_bytes() == before
+
+
+def test_added_seeds_and_budgets_run_only_their_cells(tmp_path, monkeypatch):
+    kwargs = dict(simulators=["gaussian"], methods=["prior"], preset="tiny", report=False)
+    first = avo_bench.run(**kwargs, seeds=1, budgets=[50], out=tmp_path)
+    ran = []
+    original = cell_module.run_cell
+
+    def counting(cell, *args, **kw):
+        ran.append((cell.seed, cell.budget))
+        return original(cell, *args, **kw)
+
+    monkeypatch.setattr(cell_module, "run_cell", counting)
+    both = avo_bench.run(**kwargs, seeds=2, budgets=[50, 60], out=tmp_path, cell_timeout=0)
+    assert sorted(ran) == [(0, 60), (1, 50), (1, 60)]
+    old = both[(both.seed == 0) & (both.budget == 50)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, first.reset_index(drop=True))
+    manifest = read_manifest(tmp_path)
+    assert manifest["identity"]["seeds"] == [0, 1]
+    assert manifest["identity"]["budgets"] == [50, 60]
+    # a run that drops a seed or budget of the directory is still refused
+    with pytest.raises(ResultsError, match=r"different configuration.*budgets"):
+        avo_bench.run(**kwargs, seeds=2, budgets=[60], out=tmp_path)
+    with pytest.raises(ResultsError, match=r"different configuration.*seeds"):
+        avo_bench.run(**kwargs, seeds=[1], budgets=[50, 60], out=tmp_path)
+
+
+def test_a_run_option_chooses_the_c2st_variant(tmp_path):
+    plan = make_plan(["gaussian"], ["prior"], preset="sbibm", c2st="fast")
+    assert "c2st" not in plan.identity["scoring"]
+    assert make_plan(["gaussian"], ["prior"], preset="tiny", c2st="sbibm").identity[
+        "scoring"]["c2st"] == "sbibm"  # fmt: skip
+    with pytest.raises(ValueError, match="unknown c2st variant 'exact'; choose from: fast, sbibm"):
+        make_plan(["gaussian"], ["prior"], preset="tiny", c2st="exact")
 
 
 @pytest.mark.parametrize(
@@ -417,7 +452,8 @@ def test_run_extends_with_new_methods_and_simulators_only(tmp_path):
     identity = json.loads((tmp_path / "manifest.json").read_text())["identity"]
     assert set(identity["methods"]) == {"prior", "rejection_abc"}
     assert set(identity["simulators"]) == {"gaussian", "poisson"}
-    # dropping an entry, changing one's config, or another seed list is still refused
+    # dropping an entry, changing one's config, or dropping a seed is still refused (adding
+    # seeds or budgets extends the run: test_added_seeds_and_budgets_run_only_their_cells)
     with pytest.raises(ResultsError, match="differs in: methods"):
         avo_bench.run(["gaussian", "poisson"], ["prior"], **kwargs)
     with pytest.raises(ResultsError, match="differs in: methods"):
@@ -425,4 +461,4 @@ def test_run_extends_with_new_methods_and_simulators_only(tmp_path):
                       method_options={"prior": {"num_samples": 7}}, **kwargs)  # fmt: skip
     with pytest.raises(ResultsError, match="differs in: seeds"):
         avo_bench.run(["gaussian", "poisson"], ["prior", "rejection_abc"],
-                      **{**kwargs, "seeds": 3})  # fmt: skip
+                      **{**kwargs, "seeds": [1]})  # fmt: skip
