@@ -14,6 +14,7 @@ import json
 from collections.abc import Collection
 from pathlib import Path
 
+from .formats import jsonable
 from .results import MANIFEST, RESULTS, ResultsError, atomic_write
 
 __all__ = [
@@ -115,7 +116,8 @@ def _not_extended(old: dict, new: dict, replace: Collection[str] = ()) -> list[s
         a, b = old.get(key), new.get(key)
         if key in EXTENSIBLE and isinstance(a, dict) and isinstance(b, dict):
             keep = set(replace) if key == "methods" else set()
-            if any(name not in b or (b[name] != value and name not in keep)
+            filled = _with_new_defaults if key == "methods" else lambda name, value: value
+            if any(name not in b or (filled(name, value) != b[name] and name not in keep)
                    for name, value in a.items()):  # fmt: skip
                 differ.append(key)
         elif key in EXTENSIBLE_LISTS and isinstance(a, list) and isinstance(b, list):
@@ -124,6 +126,26 @@ def _not_extended(old: dict, new: dict, replace: Collection[str] = ()) -> list[s
         elif a != b:
             differ.append(key)
     return differ
+
+
+def _with_new_defaults(name: str, config: object) -> object:
+    """A recorded method config with the config keys added since it was recorded set to their
+    defaults: a key is added with the default that keeps the method's former behaviour, so a
+    run made before it is the same run (a preset that tunes the new key away from its default
+    still differs, and its method needs ``--replace-methods``)."""
+    import dataclasses
+
+    from avo_bench.methods import METHODS
+
+    method = METHODS.get(name)
+    if method is None or not isinstance(config, dict):
+        return config
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(method.config)
+        if f.name not in config and f.default is not dataclasses.MISSING
+    }
+    return {**jsonable(defaults), **config}
 
 
 def read_manifest(run_dir: Path) -> dict:

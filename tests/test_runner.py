@@ -231,6 +231,20 @@ def test_added_seeds_and_budgets_run_only_their_cells(tmp_path, monkeypatch):
         avo_bench.run(**kwargs, seeds=[1], budgets=[50, 60], out=tmp_path)
 
 
+def test_a_config_key_added_later_with_its_default_resumes_the_run(tmp_path):
+    # A directory made before smc_abc had `variant` (its manifest lacks the key) is the same
+    # run with the default (the former behaviour); a config that sets it otherwise is not.
+    kwargs = dict(simulators=["gaussian"], methods=["smc_abc"], preset="tiny", report=False)
+    first = avo_bench.run(**kwargs, out=tmp_path)
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["identity"]["methods"]["smc_abc"]["variant"]
+    path.write_text(json.dumps(manifest))
+    pd.testing.assert_frame_equal(avo_bench.run(**kwargs, out=tmp_path), first)
+    with pytest.raises(ResultsError, match=r"differs in: methods"):
+        avo_bench.run(**kwargs, out=tmp_path, method_options={"smc_abc": {"variant": "sbi"}})
+
+
 def test_a_run_option_chooses_the_c2st_variant(tmp_path):
     plan = make_plan(["gaussian"], ["prior"], preset="sbibm", c2st="fast")
     assert "c2st" not in plan.identity["scoring"]

@@ -40,6 +40,8 @@ def points(n=200, d=2, seed=0):
         ("rejection_abc", {"num_top_samples": 100, "quantile": 0.1}, "not both"),
         ("rejection_abc", {"num_top_samples": 1, "kde": True}, "kde needs"),
         ("smc_abc", {"kde": 1}, "kde must be True or False"),
+        ("smc_abc", {"variant": "abc"}, r"variant must be one of \('pooled', 'sbi'\), got 'abc'"),
+        ("smc_abc", {"variant": "sbi", "min_acceptance": 0.1}, "min_acceptance must be 0"),
     ],
 )
 def test_bad_config(name, config, match):
@@ -52,6 +54,7 @@ def test_sbibm_configs():
     assert (rej["num_top_samples"], rej["kde"]) == (100, True)
     assert (smc["population_size"], smc["alpha"], smc["kernel_scale"], smc["kde"]) == (
         100, 0.2, 0.5, True)  # fmt: skip
+    assert smc["variant"] == "sbi" and method_config("smc_abc", {}, "quick")["variant"] == "pooled"
     npe, nle, nre = (method_config(m, {}, "sbibm") for m in ("npe", "nle", "nre"))
     assert (npe["estimator"], nle["estimator"], nre["estimator"]) == ("nsf", "maf", "resnet")
     assert {npe["training_batch_size"], nle["training_batch_size"]} == {10_000}
@@ -61,6 +64,26 @@ def test_sbibm_configs():
     assert method_config("npe", {}, None)["estimator"] == "maf"
     assert method_config("smc_abc", {"population_size": 1000}, "sbibm")["population_size"] == 1000
     assert PRESETS["sbibm"].c2st == "sbibm"
+
+
+def test_smc_abc_sbi_variant_is_seeded_counted_and_leaves_global_rngs_alone():
+    pytest.importorskip("sbi")
+    task = avo_bench.task("two_moons", seed=0, preset="sbibm")
+    fit = lambda seed: avo_bench.fit("smc_abc", "two_moons", task.x_obs, budget=700,  # noqa: E731
+                                     seed=seed, preset="sbibm", num_samples=500)  # fmt: skip
+    torch.manual_seed(5)
+    np.random.seed(5)  # noqa: NPY002
+    before = torch.rand(2), np.random.rand(2)  # noqa: NPY002
+    torch.manual_seed(5)
+    np.random.seed(5)  # noqa: NPY002
+    a, b, c = fit(1), fit(1), fit(2)
+    after = torch.rand(2), np.random.rand(2)  # noqa: NPY002
+    assert torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    assert torch.equal(a.theta, b.theta) and not torch.equal(a.theta, c.theta)
+    assert a.num_simulations == 700 and a.theta.shape == (500, 2)
+    # first round of ceil(100 / 0.2) = 500 prior draws, then sbi's rounds; tolerances shrink
+    epsilon = a.history["epsilon"].to_numpy()
+    assert len(epsilon) == a.extras["rounds"] >= 2 and (np.diff(epsilon) <= 0).all()
 
 
 # --- KDE -------------------------------------------------------------------------------------
@@ -166,21 +189,25 @@ def test_report_tables():
 # --- against sbibm's published C2ST (slow: one C2ST at 10^4 samples per side each) -------------
 
 
-# sbibm's gaussian_linear observation 1 at 10^3 simulations: ours with the sbibm preset within the
-# published mean +- (2 published sd + 0.02) (rejection ABC: [0.841, 0.986], which its default
-# config's 0.99 misses).
-# Measured with scripts/reproduce_sbibm.py (observations drawn there, not sbibm's, fast C2ST at
-# 10^4 per side): rejection_abc_kde 0.899, 0.914; smc_abc_kde 0.881, 0.877 (published 0.914,
-# 0.922); the default configs score ~0.99 and 0.92-0.94 (issue 14).
+# sbibm's gaussian_linear observation 1 at 10^3 (and SMC-ABC at 10^4) simulations: ours with the
+# sbibm preset within the published mean +- (2 published sd + 0.02) (rejection ABC at 10^3:
+# [0.841, 0.986], which its default config's 0.99 misses; SMC-ABC at 10^4: [0.711, 0.947]).
+# Measured (fast C2ST at 10^4 per side, sbibm's observations): rejection_abc 0.917 / 0.868 at
+# 10^3 / 10^4; smc_abc (sbi's SMCABC) 0.903 / 0.847 (published 0.914 / 0.858, 0.922 / 0.829).
+# The pooled SMC scheme with sbibm's settings read 0.914 / 0.968 on this observation (the
+# grid's cell) and 0.94-0.995 at 10^4 on others: it got worse with the budget, which the 10^4
+# case catches (issue 14).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ABC)
-def test_sbibm_abc_matches_published(name):
+@pytest.mark.parametrize(
+    "name, budget", [("rejection_abc", 1000), ("smc_abc", 1000), ("smc_abc", 10_000)]
+)
+def test_sbibm_abc_matches_published(name, budget):
     from avo_bench.metrics import c2st
 
     task = avo_bench.task("gaussian_linear", seed=0, preset="sbibm")
-    result = avo_bench.fit(name, "gaussian_linear", task.x_obs, budget=1000, seed=0,
+    result = avo_bench.fit(name, "gaussian_linear", task.x_obs, budget=budget, seed=0,
                            preset="sbibm")  # fmt: skip
     reference = task.reference[:10_000]
     accuracy = c2st(reference, result.theta, variant="fast", seed=1)
-    mean, sd, _ = SBIBM_C2ST["gaussian_linear", name, 1000]
+    mean, sd, _ = SBIBM_C2ST["gaussian_linear", name, budget]
     assert abs(accuracy - mean) <= 2 * sd + 0.02, (accuracy, mean, sd)
