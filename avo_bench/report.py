@@ -313,6 +313,45 @@ def _problems(rows: pd.DataFrame) -> str:
     return "\n".join(lines) or "Every cell and score finished with status ok."
 
 
+def not_run(run_dir: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """The cells of the run's grid (its manifest's identity) that have no rows yet: a run that
+    was stopped, or is still going. Columns ``simulator, method, seed, budget, n_obs``; empty
+    when the grid cannot be rebuilt (no manifest, or a registry that no longer has its
+    entries)."""
+    from .plan import PRESETS, make_plan
+
+    key = ["simulator", "method", "seed", "budget", "n_obs"]
+    identity = read_manifest(run_dir).get("identity")
+    try:
+        preset = identity["preset"]
+        ladder = identity.get("n_obs")
+        if ladder is not None and tuple(ladder) == PRESETS[preset].n_obs:
+            ladder = None  # the preset's own ladder (an explicit one is strict)
+        plan = make_plan(
+            list(identity["simulators"]), list(identity["methods"]), seeds=identity["seeds"],
+            budgets=identity["budgets"], preset=preset, device="cpu",
+            simulator_options=identity["simulators"], method_options=identity["methods"],
+            n_obs=ladder, c2st=identity["scoring"].get("c2st", "fast"),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        return pd.DataFrame(columns=key)
+    done = set(map(tuple, rows[key].drop_duplicates().astype(object).to_numpy()))
+    planned = [(c.simulator, c.method, c.seed, c.budget, c.n_obs) for c in plan.cells]
+    return pd.DataFrame([c for c in planned if c not in done], columns=key)
+
+
+def _not_run_text(missing: pd.DataFrame) -> list[str]:
+    if missing.empty:
+        return []
+    lines = [f"Cells of this run's grid not run yet ({len(missing)}; re-running its command "
+             "runs them):", "", "| simulator | method | cells |", "|---|---|---|"]  # fmt: skip
+    for (sim, method), g in missing.groupby(["simulator", "method"], sort=False):
+        cells = ", ".join(f"{s}@{b}" for s, b in g[["seed", "budget"]].to_numpy()[:6])
+        more = f" … ({len(g)})" if len(g) > 6 else ""
+        lines.append(f"| {sim} | {method} | {cells}{more} |")
+    return [*lines, ""]
+
+
 def _score_sections(table: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """One marked table per score and budget (the long tables after the summary)."""
     from .scoring import SCORES
@@ -348,8 +387,10 @@ def write_report(run_dir: str | Path, *, cell_plots: bool = False) -> Path:
     budget = _middle(rows, None)
     cells = summary_cells(rows)
     counts = cells.status.value_counts().to_dict()
+    missing = not_run(run_dir, rows)
+    pending = f"; {len(missing)} cells of its grid not run yet" if len(missing) else ""
     lines = [f"# avo_bench report: {run_dir.name}", "",
-             f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
+             f"{len(cells)} cells ({', '.join(f'{v} {k}' for k, v in counts.items())}{pending}), "
              f"seeds {sorted(int(s) for s in rows.seed.unique())}; version {rows.version.iloc[0]}, commit "
              f"{rows.git_commit.iloc[0] or 'unknown'}.", "", *_provenance(run_dir, rows), "",
              READING, "", "## Headline", "", headline(rows, budget, table), "",
@@ -360,7 +401,8 @@ def write_report(run_dir: str | Path, *, cell_plots: bool = False) -> Path:
         lines += [f"Fit wall time [interval] / simulations used (budget {b}):", "",
                   _markdown(cost(rows, b)), ""]  # fmt: skip
     lines += sbibm_section(rows)
-    lines += ["## Cells not ok", "", _problems(rows), "", "## The floor", "", FLOOR, "",
+    lines += ["## Cells not ok", "", *_not_run_text(missing), _problems(rows), "",
+              "## The floor", "", FLOOR, "",
               "## Every score", "", *_score_sections(table, rows)]  # fmt: skip
     names = plot_run(run_dir, rows, table, cell_plots=cell_plots)
     lines += ["## Plots", ""] + [f"![{n}](plots/{n})" for n in names]

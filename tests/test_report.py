@@ -1,5 +1,6 @@
 """Report (tables, plots) and compare, on synthetic rows with known statistics and a real run."""
 
+import json
 import shutil
 
 import numpy as np
@@ -10,7 +11,7 @@ import avo_bench
 from avo_bench.cli import main
 from avo_bench.methods import METHODS, Method, Result
 from avo_bench.methods.prior import PriorConfig
-from avo_bench.report import headline, score_table, write_report
+from avo_bench.report import headline, not_run, score_table, write_report
 from avo_bench.results import COLUMNS, compare, load_results, write_results
 from avo_bench.summary import summarize
 
@@ -94,6 +95,21 @@ def test_report_lists_failed_cells(tmp_path):
     write_results(tmp_path, rows)
     text = write_report(tmp_path).read_text()
     assert "| s1 | a | error | 0@100 | RuntimeError: boom \\| here |" in text
+
+
+def test_report_lists_the_cells_a_stopped_run_has_not_reached(tmp_path):
+    avo_bench.run(["gaussian"], ["prior"], preset="tiny", seeds=1, out=tmp_path, report=False)
+    assert "not run yet" not in write_report(tmp_path).read_text()
+    # the same directory as if its run had been planned for seeds 0-2 and stopped after seed 0
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["identity"]["seeds"] = [0, 1, 2]
+    path.write_text(json.dumps(manifest))
+    missing = not_run(tmp_path, load_results(tmp_path))
+    assert missing[["seed", "budget"]].values.tolist() == [[1, 300], [2, 300]]
+    text = write_report(tmp_path).read_text()
+    assert "1 cells (1 ok; 2 cells of its grid not run yet)" in text
+    assert "| gaussian | prior | 1@300, 2@300 |" in text
 
 
 def test_compare_runs(tmp_path, capsys):
