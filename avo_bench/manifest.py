@@ -51,8 +51,8 @@ def check_manifest(
     """Writes the manifest of a new run, or checks that ``identity`` matches the existing one.
 
     A run may be extended by new simulators, methods, seeds or budgets (see
-    :func:`_not_extended`), and the
-    configs of the methods in ``replace`` may change (their rows are re-run by the caller).
+    :func:`_not_extended`), and the configs of the methods in ``replace`` may change (their
+    rows are re-run by the caller).
 
     Raises:
         ResultsError: If the directory holds a run of a different configuration (the message
