@@ -13,6 +13,7 @@ from sklearn.neighbors import KernelDensity
 import avo_bench
 from avo_bench.methods import get_method
 from avo_bench.methods._kde import GRID_RANGE, cv_bandwidth, fit_kde
+from avo_bench.methods.smc_abc import _population_size
 from avo_bench.plan import PRESETS, method_config
 from avo_bench.published import (
     SBIBM_C2ST,
@@ -53,7 +54,7 @@ def test_sbibm_configs():
     rej, smc = (method_config(m, {}, "sbibm") for m in ABC)
     assert (rej["num_top_samples"], rej["kde"]) == (100, True)
     assert (smc["population_size"], smc["alpha"], smc["kernel_scale"], smc["kde"]) == (
-        100, 0.2, 0.5, True)  # fmt: skip
+        None, 0.2, 0.5, True)  # fmt: skip
     assert smc["variant"] == "sbi" and method_config("smc_abc", {}, "quick")["variant"] == "pooled"
     npe, nle, nre = (method_config(m, {}, "sbibm") for m in ("npe", "nle", "nre"))
     assert (npe["estimator"], nle["estimator"], nre["estimator"]) == ("nsf", "maf", "resnet")
@@ -62,7 +63,10 @@ def test_sbibm_configs():
     # the defaults are unchanged, and a user override wins over the preset
     assert not method_config("rejection_abc", {}, "quick")["kde"]
     assert method_config("npe", {}, None)["estimator"] == "maf"
-    assert method_config("smc_abc", {"population_size": 1000}, "sbibm")["population_size"] == 1000
+    assert method_config("smc_abc", {"population_size": 500}, "sbibm")["population_size"] == 500
+    # sbibm's population rule for its SMC-ABC: 100 up to 10^4 simulations, 1000 above
+    sized = lambda n: _population_size(get_method("smc_abc").make_config(variant="sbi"), n)  # noqa: E731
+    assert (sized(1000), sized(10_000), sized(100_000), sized(50)) == (100, 100, 1000, 50)
     assert PRESETS["sbibm"].c2st == "sbibm"
 
 
