@@ -20,6 +20,7 @@ from avo_bench.published import (
     SBIBM_C2ST_SOURCES,
     SBIBM_GAUSSIAN_LINEAR_C2ST,
     sbibm_published,
+    sbibm_published_observations,
 )
 from avo_bench.report_published import published_table, sbibm_section
 
@@ -183,6 +184,17 @@ def test_published_table():
     assert ("gaussian_mixture", "abc_rf", 1000) not in SBIBM_C2ST  # not rerun on sbibm 1.1.0
 
 
+def test_published_observations_reproduce_the_published_means_and_sds():
+    # The per-observation file and the table were copied separately from sbi-benchmark/results:
+    # each checks the other (mean and sample sd over observations 1-10, to the table's 4 digits)
+    for (task, method, budget), (mean, sd, n) in SBIBM_C2ST.items():
+        values = sbibm_published_observations(task, method, budget)
+        assert sorted(values) == list(range(1, n + 1)), (task, method, budget)
+        series = pd.Series(list(values.values()))
+        assert abs(series.mean() - mean) < 1e-4 and abs(series.std(ddof=1) - sd) < 1e-4
+    assert sbibm_published_observations("two_moons", "avo", 1000) == {}
+
+
 def frame(values: dict) -> pd.DataFrame:
     rows = []
     for (sim, method, seed, budget), value in values.items():
@@ -203,6 +215,12 @@ def test_report_tables():
     mean, sd, n = SBIBM_C2ST["two_moons", "npe", 1000]
     assert table.loc["npe", "sbibm"] == f"{mean:.3f} ± {sd:.3f} ({n})"
     assert table.loc["avo", "sbibm"] == "-" and table.loc["avo", "not ok"] == "1 error"
+    # sbibm on the observations our ok cells ran (seeds 0 and 1: observations 1 and 2)
+    same = sbibm_published_observations("two_moons", "npe", 1000)
+    pair = pd.Series([same[1], same[2]])
+    assert table.loc["npe", "sbibm, same observations"] == (
+        f"{pair.mean():.3f} ± {pair.std():.3f} (2)")  # fmt: skip
+    assert table.loc["avo", "sbibm, same observations"] == "-"
     text = "\n".join(sbibm_section(rows))
     assert "### two_moons" in text and "weinberg" not in text and "main_paper.csv" in text
     assert sbibm_section(rows[rows.simulator == "weinberg"]) == []
