@@ -224,6 +224,11 @@ def test_report_tables():
     text = "\n".join(sbibm_section(rows))
     assert "### two_moons" in text and "weinberg" not in text and "main_paper.csv" in text
     assert sbibm_section(rows[rows.simulator == "weinberg"]) == []
+    assert "not its data" not in text
+    sir = "\n".join(
+        sbibm_section(rows.assign(simulator=rows.simulator.replace("two_moons", "sir")))
+    )
+    assert "### sir" in sir and "sir's observations here have sbibm's θ* but not its data" in sir
 
 
 # --- against sbibm's published C2ST (slow: one C2ST at 10^4 samples per side each) -------------
