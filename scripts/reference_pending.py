@@ -41,6 +41,11 @@ for sim, method in product(sorted(SIMULATORS), sorted(METHODS)):
     part = cells[(cells.simulator == sim) & (cells.method == method)]
     if any(len(set(part[part.budget == b].seed)) < 3 for b in budgets):
         reason = DEFAULT if method in commanded else REASONS.get(method, DEFAULT)
+        failed = part[part.status.isin(["error", "timeout"])]
+        if len(failed):  # a failed cell is the first thing to know about the pair
+            seeds = ", ".join(str(s) for s in sorted(failed.seed))
+            text = str(failed.message.iloc[0]).replace("|", "/")[:90]
+            reason = f"seed(s) {seeds}: {failed.status.iloc[0]} ({text}); {reason}"
         missing.append((sim, method, reason))
 lines = [
     "# Reference pairs not run yet",

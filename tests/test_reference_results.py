@@ -134,3 +134,34 @@ def test_reference_iid_more_covers_the_other_methods_on_the_axis():
         assert len(part) == 4 * len(set(cells.method)), task  # every method at every rung
     assert set(rows.status) <= {"ok", "n/a"}
     assert "reference-iid-more" in (ROOT / "results" / "README.md").read_text()
+
+
+SBIBM_RUN = ROOT / "results" / "reference-sbibm"
+
+
+def test_reference_sbibm_is_sbibms_protocol_beside_the_published_table():
+    # results/README.md: the sbibm preset (fast C2ST standing in) on observation 1 of each task,
+    # NPE/NLE/NRE/REJ-ABC/SMC-ABC at 10^3 and 10^4, each cell beside sbibm's published value
+    from avo_bench.published import sbibm_published
+    from avo_bench.summary import cells as summary_cells
+
+    rows = load_results(SBIBM_RUN)
+    identity = json.loads((SBIBM_RUN / "manifest.json").read_text())["identity"]
+    assert identity["preset"] == "sbibm" and "c2st" not in identity["scoring"]  # fast
+    assert identity["seeds"] == [0] and identity["budgets"] == [1000, 10_000]
+    assert identity["scoring"]["n_param"] == 10_000
+    methods = {"rejection_abc", "smc_abc", "npe", "nle", "nre"}
+    assert (
+        set(identity["methods"]) == methods and identity["methods"]["smc_abc"]["variant"] == "sbi"
+    )
+    cells = summary_cells(rows)
+    assert set(cells.status) == {"ok"}
+    c2st = rows[rows.metric == "c2st"]
+    assert c2st.value.between(0.45, 1.0).all() and (c2st.sample_size == 10_000).all()
+    for task, method, budget in c2st.groupby(["simulator", "method", "budget"]).groups:
+        assert sbibm_published(task, method, budget) is not None, (task, method, budget)
+    report = (SBIBM_RUN / "report.md").read_text()
+    assert "## Published results (sbibm)" in report
+    for task in set(rows.simulator):
+        assert f"### {task}" in report
+    assert "reference-sbibm" in (ROOT / "results" / "README.md").read_text()
