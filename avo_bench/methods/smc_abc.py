@@ -382,8 +382,9 @@ class _CPUPrior:
         self._prior, self._device = prior, device
 
     def sample(self, shape=()) -> Tensor:
-        # sbi's global generator is seeded for the fit: draw from it, as sbi does
-        return self._prior.sample(shape, device=self._device).cpu()
+        # from the CPU generator sbi's draws use (seeded for the fit), on any device: a draw on
+        # CUDA would take the global CUDA generator, which the fit neither seeds nor restores
+        return self._prior.sample(shape, device="cpu")
 
     def log_prob(self, theta: Tensor) -> Tensor:
         return self._prior.log_prob(theta.to(self._device)).cpu()
