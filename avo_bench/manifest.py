@@ -15,7 +15,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from .formats import jsonable
-from .results import MANIFEST, RESULTS, ResultsError, atomic_write
+from .results import MANIFEST, RESULTS, ResultsError, atomic_write, has_results
 
 __all__ = [
     "EXTENSIBLE",
@@ -68,7 +68,7 @@ def check_manifest(
         if invocation is not None:
             data["invocations"] = [*data.get("invocations", []), invocation]
     else:
-        if (Path(run_dir) / RESULTS).exists():
+        if has_results(run_dir):
             raise ResultsError(
                 f"{run_dir} has {RESULTS} but no {MANIFEST}; refusing to mix results"
             )

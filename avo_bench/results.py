@@ -3,7 +3,10 @@
 A run directory holds ``results.csv`` (and ``results.parquet`` when ``pyarrow`` is installed),
 one row per (simulator, method, seed, budget, n_obs, space, metric); ``manifest.json``, the run's
 identity (simulator options, method configs, seeds, budgets, preset, device, scoring); and
-``cells/`` with each cell's samples and history for the report's plots.
+``cells/`` with each cell's samples and history for the report's plots. A directory may keep
+its rows as ``results.csv.gz`` instead (the committed reference runs: their CSV is megabytes of
+repeated configs, the gzip a tenth of it): it is read when ``results.csv`` is absent, and every
+write refreshes it while it exists, so a resumed run keeps it current.
 
 Every file is written to a temporary file in the same directory and moved into place with
 ``os.replace``, so a killed process (even ``SIGKILL``) leaves either the old or the new file,
@@ -22,6 +25,7 @@ Statuses: ``ok``; ``n/a`` (the method or score does not apply, with the reason);
 from __future__ import annotations
 
 import glob
+import gzip
 import io
 import json
 import os
@@ -45,6 +49,7 @@ __all__ = [
     "compare",
     "drop_artifacts",
     "has_artifacts",
+    "has_results",
     "load_results",
     "read_artifacts",
     "sync_parquet",
@@ -78,6 +83,7 @@ COLUMNS = [
 STATUSES = ("ok", "n/a", "error", "timeout")
 FLOATS = ("value", "floor", "ideal", "wall_time_s")
 RESULTS, PARQUET, MANIFEST = "results.csv", "results.parquet", "manifest.json"
+COMPRESSED = RESULTS + ".gz"
 # Floats must read back bitwise: pandas >= 3 parses round-trip by default, older needs asking.
 _READ = {"na_values": {c: ["", "nan", "NaN"] for c in FLOATS}}
 if int(pd.__version__.split(".")[0]) < 3:
@@ -107,10 +113,30 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
             tmp.unlink()
 
 
+def _results_path(run_dir: str | Path) -> Path:
+    """``results.csv``, or ``results.csv.gz`` where only that exists."""
+    csv = Path(run_dir) / RESULTS
+    return (
+        csv
+        if csv.exists() or not (Path(run_dir) / COMPRESSED).exists()
+        else csv.parent / COMPRESSED
+    )
+
+
+def has_results(run_dir: str | Path) -> bool:
+    """Whether the directory holds a results file (plain or compressed)."""
+    return _results_path(run_dir).exists()
+
+
 def write_results(run_dir: Path, rows: pd.DataFrame) -> None:
-    """Writes ``results.csv`` (and ``results.parquet`` if pyarrow is available) atomically."""
+    """Writes ``results.csv`` (and ``results.parquet`` if pyarrow is available) atomically, and
+    ``results.csv.gz`` where the directory keeps one."""
     rows = rows.reindex(columns=COLUMNS)
-    atomic_write(Path(run_dir) / RESULTS, lambda f: f.write(rows.to_csv(index=False).encode()))
+    text = rows.to_csv(index=False).encode()
+    atomic_write(Path(run_dir) / RESULTS, lambda f: f.write(text))
+    if (Path(run_dir) / COMPRESSED).exists():
+        atomic_write(Path(run_dir) / COMPRESSED,
+                     lambda f: f.write(gzip.compress(text, mtime=0)))  # fmt: skip
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -126,7 +152,7 @@ def sync_parquet(run_dir: Path) -> bool:
         import pyarrow.parquet as pq
     except ImportError:
         return False
-    csv, parquet = Path(run_dir) / RESULTS, Path(run_dir) / PARQUET
+    csv, parquet = _results_path(run_dir), Path(run_dir) / PARQUET
     if not csv.exists():
         return False
     rows = load_results(run_dir)
@@ -143,7 +169,7 @@ def sync_parquet(run_dir: Path) -> bool:
 def check_writable(run_dir: Path) -> None:
     """Raises :class:`ResultsError` before any work if a file or folder the run would replace
     or write into is not writable (a read-only ``results.csv`` is the user's: never replaced)."""
-    for name in (RESULTS, PARQUET, MANIFEST, "report.md", "cells", "plots"):
+    for name in (RESULTS, COMPRESSED, PARQUET, MANIFEST, "report.md", "cells", "plots"):
         path = Path(run_dir) / name
         if not path.exists():
             continue
@@ -162,21 +188,22 @@ def check_writable(run_dir: Path) -> None:
 
 
 def load_results(run_dir: str | Path) -> pd.DataFrame:
-    """The results table of a run directory (``results.csv``), validated.
+    """The results table of a run directory (``results.csv``, else ``results.csv.gz``),
+    validated.
 
     Raises:
         ResultsError: If the directory or file is missing, unreadable or corrupted. The file
             is never modified.
     """
-    path = Path(run_dir) / RESULTS
-    if Path(run_dir).is_file():
-        path = Path(run_dir)
+    path = Path(run_dir) if Path(run_dir).is_file() else _results_path(run_dir)
     if not path.exists():
         raise ResultsError(f"no results file at {path} (run `python -m avo_bench run` first)")
     try:
         data = path.read_bytes()
+        data = gzip.decompress(data) if path.suffix == ".gz" else data
         rows = pd.read_csv(io.BytesIO(data), keep_default_na=False, **_READ)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as e:  # fmt: skip
         raise ResultsError(
             f"results file {path} is unreadable or corrupted ({e}); it was left unchanged: "
             "move it away or choose another --out"

@@ -42,6 +42,7 @@ from .results import (
     atomic_write,
     check_writable,
     drop_artifacts,
+    has_results,
     load_results,
     sync_parquet,
     write_artifacts,
@@ -129,7 +130,7 @@ def _expected(plan: Plan) -> dict[tuple, list]:
 
 def _finished(run_dir: Path, plan: Plan, retry_errors: bool) -> dict[tuple, pd.DataFrame]:
     """The complete cells of the results file (rows of incomplete ones are run again)."""
-    if not (run_dir / RESULTS).exists():
+    if not has_results(run_dir):
         return {}
     rows = load_results(run_dir)
     expected, done, incomplete = _expected(plan), {}, 0
@@ -192,7 +193,7 @@ def _replaced(plan: Plan, replace_methods: Sequence[str]) -> tuple[str, ...]:
 def _drop_methods(run_dir: Path, methods: tuple[str, ...]) -> None:
     """Removes the rows and artifacts of ``methods`` (rows first: a kill in between leaves
     artifacts without rows, which the next run overwrites)."""
-    if not methods or not (run_dir / RESULTS).exists():
+    if not methods or not has_results(run_dir):
         return
     rows = load_results(run_dir)
     dropped = rows.method.isin(methods)

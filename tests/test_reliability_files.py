@@ -277,3 +277,25 @@ def test_replace_methods_from_the_command_line(tmp_path, capsys):
     assert all(json.loads(c)["num_samples"] == 300 for c in abc.config)
     assert main([*changed, "--replace-methods", "avo"]) == 2
     assert "replace_methods: 'avo' not among this run's methods" in capsys.readouterr().err
+
+
+def test_a_directory_kept_as_compressed_rows_loads_resumes_and_stays_current(tmp_path):
+    # The committed reference runs keep results.csv.gz (git ignores their results.csv): a clone
+    # reads it, a resumed run extends it, and the gzip never goes stale
+    import gzip
+
+    kwargs = dict(simulators=["gaussian"], methods=["prior"], preset="tiny", report=False)
+    first = avo_bench.run(**kwargs, seeds=1, out=tmp_path)
+    csv, packed = tmp_path / "results.csv", tmp_path / "results.csv.gz"
+    packed.write_bytes(gzip.compress(csv.read_bytes()))
+    csv.unlink()
+    pd.testing.assert_frame_equal(load_results(tmp_path), first)
+    both = avo_bench.run(**kwargs, seeds=2, out=tmp_path)  # only seed 1 runs
+    assert set(both.seed) == {0, 1}
+    pd.testing.assert_frame_equal(both[both.seed == 0].reset_index(drop=True), first)
+    assert gzip.decompress(packed.read_bytes()) == csv.read_bytes()
+    csv.unlink()
+    pd.testing.assert_frame_equal(load_results(tmp_path), both)
+    packed.write_bytes(b"not gzip")
+    with pytest.raises(ResultsError, match="unreadable or corrupted"):
+        load_results(tmp_path)
