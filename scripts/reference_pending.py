@@ -22,7 +22,7 @@ budgets = set(manifest["identity"]["budgets"])
 # The methods of the run's grid (its identity): a pending pair of one of them was not reached
 # yet; a method outside it was never added (or was taken out again before any of its cells
 # finished), for the reason below.
-commanded = set(manifest["identity"]["methods"])
+in_grid = set(manifest["identity"]["methods"])
 REASONS = {
     "nle": "slice-sampling MCMC of 10,000 draws on the summed likelihood of every observation: minutes per cell at 10³ (NLE on gaussian, n_obs = 1000, ran over 8 min for one cell under load); about 2 CPU-hours for 45 cells; not run yet",
     "nre": "slice-sampling MCMC of 10,000 draws on the summed log-ratio (as nle): minutes per cell on the iid tasks; not run yet",
@@ -40,7 +40,7 @@ missing = []
 for sim, method in product(sorted(SIMULATORS), sorted(METHODS)):
     part = cells[(cells.simulator == sim) & (cells.method == method)]
     if any(len(set(part[part.budget == b].seed)) < 3 for b in budgets):
-        reason = DEFAULT if method in commanded else REASONS.get(method, DEFAULT)
+        reason = DEFAULT if method in in_grid else REASONS.get(method, DEFAULT)
         failed = part[part.status.isin(["error", "timeout"])]
         if len(failed):  # a failed cell is the first thing to know about the pair
             seeds = ", ".join(str(s) for s in sorted(failed.seed))

@@ -245,7 +245,7 @@ def test_a_config_key_added_later_with_its_default_resumes_the_run(tmp_path):
         avo_bench.run(**kwargs, out=tmp_path, method_options={"smc_abc": {"variant": "sbi"}})
 
 
-def test_a_run_option_chooses_the_c2st_variant(tmp_path):
+def test_a_run_option_chooses_the_c2st_variant():
     plan = make_plan(["gaussian"], ["prior"], preset="sbibm", c2st="fast")
     assert "c2st" not in plan.identity["scoring"]
     assert make_plan(["gaussian"], ["prior"], preset="tiny", c2st="sbibm").identity[
