@@ -71,6 +71,15 @@ class Recording(Gaussian):
         return x
 
 
+class Stretched(Recording):
+    """Recording with the first data coordinate stretched 30-fold."""
+
+    def simulate(self, theta, generator=None):
+        x = Gaussian.simulate(self, theta, generator) * torch.tensor([30.0, 1.0, 1.0])
+        self.calls.append((theta.clone(), x.clone()))
+        return x
+
+
 # configs and bad input --------------------------------------------------------------------
 
 
@@ -81,6 +90,7 @@ class Recording(Gaussian):
         ("rejection_abc", "quantile", 1.5),
         ("rejection_abc", "num_samples", 0),
         ("rejection_abc", "set_size", 1),
+        ("rejection_abc", "distance", "l1"),
         ("smc_abc", "alpha", 1.0),
         ("smc_abc", "alpha", 0),
         ("smc_abc", "population_size", 1),
@@ -155,6 +165,26 @@ def test_rejection_keeps_the_closest_quantile():
     assert set(map(tuple, accepted)) <= set(map(tuple, expected))
     assert len(accepted) >= 95  # 1000 draws with replacement from 100 miss few of them
     assert result.extras["epsilon"] == pytest.approx(np.sort(d)[99], rel=1e-5)
+
+
+def test_rejection_l2_keeps_the_closest_unscaled():
+    # distance="l2" (sbi's MCABC and sbibm): the unscaled Euclidean distance
+    recorder = Stretched(dim=3, n_obs=1)
+    x_obs = observe(recorder)
+    result = run("rejection_abc", recorder, x_obs, 2000, num_top_samples=50, distance="l2")
+    theta = torch.cat([t for t, _ in recorder.calls]).numpy()
+    x = torch.cat([x for _, x in recorder.calls]).numpy()
+    d = np.linalg.norm(x - x_obs.numpy(), axis=1)
+    expected = theta[np.argsort(d, kind="stable")[:50]]
+    assert set(map(tuple, np.unique(result.theta.numpy(), axis=0))) <= set(map(tuple, expected))
+    assert result.extras["epsilon"] == pytest.approx(np.sort(d)[49], rel=1e-5)
+    # the default MAD scaling keeps other draws here (the coordinates' scales differ 30-fold)
+    scaled = run("rejection_abc", Stretched(dim=3, n_obs=1), x_obs, 2000, num_top_samples=50)
+    assert not set(map(tuple, scaled.theta.numpy())) <= set(map(tuple, expected))
+
+
+def test_sbibm_preset_uses_unscaled_l2():
+    assert get_method("rejection_abc").config.presets["sbibm"]["distance"] == "l2"
 
 
 def test_smc_kernel_matches_torch_distributions():

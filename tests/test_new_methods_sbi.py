@@ -78,6 +78,7 @@ BAD = [
     ("fmpe", "estimator", "maf", "one of 'mlp', 'ada_mlp'"),
     ("fmpe", "iid", "sum", "one of 'auto', 'summary'"),
     ("fmpe", "learning_rate", 0.0, "> 0"),
+    ("fmpe", "amortized_check", "no", "True or False"),
     ("nre_c", "num_classes", 0, "an integer >= 1"),
     ("nre_c", "gamma", -1.0, "> 0"),
     ("nre_c", "estimator", "maf", "one of 'resnet', 'mlp', 'linear'"),
@@ -182,6 +183,32 @@ def test_amortized_fields(name):
     x = sim.simulate(torch.zeros(3, 2), generator=torch.Generator().manual_seed(0))
     draws = result.sample_at(x[:, None], 5, torch.Generator().manual_seed(0))
     assert draws.shape == (5, 3, 2)
+
+
+def test_fmpe_samples_each_set_by_its_own_ode_solve():
+    # zuko's adaptive step is one for the whole batch: the sets are solved one at a time, so
+    # a set's draws do not depend on which other sets share the call (sbi draws the base
+    # noise from the forked global RNG, reseeded per call from the generator)
+    sim = get_simulator("gaussian", dim=2, n_obs=1)
+    result = run("fmpe", sim, observe(sim), 200, **fast("fmpe"))
+    x = sim.simulate(torch.zeros(3, 2), generator=torch.Generator().manual_seed(0))[:, None]
+    both = result.sample_at(x[:2], 50, torch.Generator().manual_seed(1))
+    again = result.sample_at(x[:2], 50, torch.Generator().manual_seed(1))
+    assert torch.equal(both, again)
+    first = result.sample_at(x[:1], 50, torch.Generator().manual_seed(1))
+    assert torch.equal(first[:, 0], both[:, 0])  # the first set's solve is the same
+
+
+def test_fmpe_without_the_amortized_check_says_why():
+    from avo_bench.calibration import NotScored, amortized
+
+    sim = get_simulator("gaussian", dim=2, n_obs=1)
+    result = run("fmpe", sim, observe(sim), 200, **fast("fmpe", amortized_check=False))
+    assert result.sample_at is None and result.log_prob is not None
+    scored = type("Scored", (), {"result": result, "artifacts": {}})()
+    with pytest.raises(NotScored, match="amortized_check=False"):
+        amortized(scored)
+    assert get_method("fmpe").config.presets["reference"] == {"amortized_check": False}
 
 
 def test_ensemble_member_data():

@@ -8,7 +8,11 @@ posterior at any summary :math:`s`. :func:`direct_posterior_fields` exposes it t
 ``DirectPosterior`` by a bounded version of its leakage correction,
 :func:`log_mass_inside_prior`; for the vector-field and ensemble posteriors by ``sbi``'s own)
 and ``sample_at(x, n, generator)`` at the summaries of other observed sets
-(``sample_batched``). ``sbi`` draws from the global torch RNG (its rejection of samples outside
+(``sample_batched``; for an ODE-sampled posterior (FMPE) one set at a time: ``zuko``'s adaptive
+solver takes one step size for the whole batch, set by its worst particle, so batching the
+sets multiplies the steps. Measured for FMPE on ``two_moons`` at :math:`10^3` simulations,
+1,000 draws per set, on a shared core: one set 2.3 s, 10 sets batched 28 s, 50 sets batched
+816 s, i.e. 16 s per set). ``sbi`` draws from the global torch RNG (its rejection of samples outside
 the prior and the leakage correction), so both run in a forked RNG state seeded from the
 caller's generator or a fixed seed: reproducible, and the caller's global state is unchanged.
 """
@@ -83,6 +87,7 @@ def direct_posterior_fields(
     """
     device = torch.device(device)
     bounded = hasattr(posterior, "posterior_estimator")  # a DirectPosterior (NPE, SNPE)
+    ode = getattr(posterior, "sample_with", None) == "ode"  # FMPE: an adaptive ODE solve
 
     @functools.cache
     def log_inside() -> float:  # the leakage correction, estimated once
@@ -105,7 +110,13 @@ def direct_posterior_fields(
             summaries = condition(x.to(device)).to(device)
             with warnings.catch_warnings():  # sbi caps its batch size to bound memory
                 warnings.filterwarnings("ignore", message="Capping max_sampling_batch_size")
-                samples = posterior.sample_batched((n,), x=summaries, show_progress_bars=False)
+                if ode:  # one solve per set: zuko's step control takes the batch's worst error
+                    parts = [posterior.sample_batched((n,), x=row[None], show_progress_bars=False)
+                             for row in summaries]  # fmt: skip
+                    samples = torch.cat([p.reshape(n, 1, -1) for p in parts], dim=1)
+                else:
+                    samples = posterior.sample_batched((n,), x=summaries,
+                                                       show_progress_bars=False)  # fmt: skip
         return samples.detach().reshape(n, len(x), -1)
 
     return {"log_prob": log_prob, "sample_at": sample_at}
