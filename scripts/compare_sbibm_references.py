@@ -26,7 +26,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -63,14 +62,15 @@ def sbibm_files(root: Path, task: str, number: int) -> tuple[torch.Tensor, torch
     return x, torch.tensor(samples, dtype=torch.float64)
 
 
-def main() -> None:
+def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sbibm", type=Path, help="root of an sbibm checkout")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--observations", nargs="+", type=int, default=[1])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print("task,observation,same_x,c2st,max_mean_diff_sd,seconds", flush=True)
+    rows = []
     for task in args.tasks:
         sim = get_simulator(task)
         for number in args.observations:
@@ -86,8 +86,10 @@ def main() -> None:
             seconds = time.perf_counter() - start
             print(f"{task},{number},{same},{accuracy:.4f},{float(diff):.3f},{seconds:.0f}",
                   flush=True)  # fmt: skip
+            rows.append({"task": task, "observation": number, "same_x": same, "c2st": accuracy,
+                         "max_mean_diff_sd": float(diff), "seconds": seconds})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=4)
     main()
