@@ -241,7 +241,7 @@ def amortized(s) -> AmortizedCheck:
     if "amortized_levels" not in s.artifacts:
         sample_at = getattr(s.result, "sample_at", None)
         if sample_at is None:
-            reason = s.result.extras.get("no_amortized_check")
+            reason = getattr(s.result, "extras", {}).get("no_amortized_check")
             raise NotScored(reason or "not an amortized posterior (no sampler at other data)")
         check = amortized_check(
             s.task.simulator, sample_at, n_set=s.task.n_obs, num_tests=AMORTIZED_TESTS,

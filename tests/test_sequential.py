@@ -147,3 +147,29 @@ def test_gaussian_linear_posterior_at_a_thousand(name):
     accuracy = float(scores.loc[scores.metric == "c2st", "value"].iloc[0])
     print(f"{name}: C2ST {accuracy:.3f} (bound {bound:.3f}), {result.extras}")
     assert accuracy < bound, (accuracy, bound)
+
+
+def test_snpe_samples_a_leaky_flow_by_mcmc(monkeypatch):
+    # below MIN_ACCEPTANCE of the pilot draws inside the prior support, SNPE's proposals and
+    # returned draws come from sbi's slice sampler on the flow restricted to the support
+    from avo_bench.methods import sequential
+
+    needs("snpe")
+    plain = run("snpe", 60)
+    assert plain.extras["mcmc_steps"] == 0 and plain.extras["min_acceptance"] == 1.0
+    monkeypatch.setattr(sequential, "MIN_ACCEPTANCE", 1.01)  # every step counts as leaky
+    leaky = run("snpe", 60)
+    assert leaky.extras["mcmc_steps"] == 2  # round 2's proposals and the returned draws
+    assert leaky.theta.shape == (30, 2) and torch.isfinite(leaky.theta).all()
+    assert leaky.num_simulations == 60
+    assert not torch.equal(plain.theta, leaky.theta)
+
+
+def test_snpe_pilot_does_not_change_the_draws(monkeypatch):
+    # the pilot runs in a forked RNG: draws equal those of sbi's rejection sampler alone
+    from avo_bench.methods import sequential
+
+    needs("snpe")
+    result = run("snpe", 60, seed=3)
+    monkeypatch.setattr(sequential._Rounds, "_inside", lambda self, x_o: 1.0)
+    assert torch.equal(result.theta, run("snpe", 60, seed=3).theta)

@@ -13,8 +13,15 @@ scratch) on all simulations so far, each round charged to the budget through the
 simulator:
 
 - **snpe**: SNPE-C (APT, ``sbi.inference.NPE`` with the round's ``proposal``): the atomic loss
-  (``num_atoms`` contrasting parameters) corrects for the proposal; draws of the flow directly.
-  This is sbibm's SNPE (``sbi`` also offers truncated proposals, TSNPE, which sbibm did not
+  (``num_atoms`` contrasting parameters) corrects for the proposal; draws of the flow directly,
+  by ``sbi``'s rejection of draws outside the prior support. A flow that leaks nearly all its
+  mass outside the support makes that rejection unbounded (SNPE on ``slcp`` put 0.01 % inside
+  and a reference cell ran into its 30-minute timeout), so each sampling step first draws
+  :data:`PILOT` proposals: when under :data:`MIN_ACCEPTANCE` of them fall inside, the draws
+  come from ``sbi``'s slice sampler on the flow's density restricted to the support instead
+  (what ``sbi``'s warning advises, ``sample_with="mcmc"``; default sampler settings).
+  ``extras["mcmc_steps"]`` counts such steps, ``extras["min_acceptance"]`` is the lowest
+  fraction seen. This is sbibm's SNPE (``sbi`` also offers truncated proposals, TSNPE, which sbibm did not
   run). iid sets: NPE's summary route.
 - **snle**: ``sbi.inference.NLE``; a likelihood estimate is unaffected by the proposal; draws by
   ``sbi``'s slice sampler on the summed per-observation log-likelihood
@@ -68,12 +75,13 @@ from ._sbi import (
     FLOWS,
     INSTALL_HINT,
     LIKELIHOODS,
+    MCMCSettings,
     likelihood_estimator,
     mcmc_sample,
     sbi_seed,
     seeded_global_rngs,
 )
-from ._sbi_iid import IIDPotential, terms
+from ._sbi_iid import IIDPotential, Observed, terms
 from ._sbi_more import (
     MCMCConfig,
     TrainingConfig,
@@ -86,11 +94,17 @@ from ._sbi_more import (
 )
 from ._summaries import check_budget, point_task_only
 
-__all__ = ["ROUND_MINIMUM", "SNLEConfig", "SNPEConfig", "SNREConfig"]
+__all__ = ["MIN_ACCEPTANCE", "PILOT", "ROUND_MINIMUM", "SNLEConfig", "SNPEConfig", "SNREConfig"]
 
 ROUND_MINIMUM = 20  # training sets per round (with 10 sets SNRE's 1 validation set gives NaN)
+PILOT = 10_000  # SNPE: flow draws that estimate the fraction inside the prior support
+MIN_ACCEPTANCE = 1e-3  # below it SNPE samples by MCMC (rejection: > 10^7 draws per 10^4)
 _SBIBM_TRAINING = {"training_batch_size": 10_000}
 _SBIBM_MCMC = {"num_chains": 100, "thin": 10, "warmup_steps": 25, "init_candidates": 10_000}
+
+
+def _cuda(device: torch.device) -> list:
+    return [device] if device.type == "cuda" else []
 
 
 def _presets(sbibm: dict) -> dict[str, dict]:
@@ -194,6 +208,7 @@ class _Rounds:
         self.config, self.prior, self.observed, self.device = config, prior, observed, device
         self.inference, self.estimator, self.posterior = None, None, None
         self.proposal, self.label = prior, config.estimator
+        self.acceptances: list[float] = []  # SNPE: the pilot's fraction inside, per step
 
     def train(self, theta: Tensor, x: Tensor, batch_cap: int) -> pd.DataFrame:
         from sbi.inference import NLE, NPE, NRE
@@ -217,12 +232,27 @@ class _Rounds:
             self.proposal = self.posterior.set_default_x(self.observed.points[:1])
         return losses
 
+    def _inside(self, x_o: Tensor) -> float:
+        """Fraction of :data:`PILOT` draws of the flow at ``x_o`` inside the prior support."""
+        from sbi.utils.sbiutils import within_support
+
+        # a forked RNG: the draws that follow are those of a run without the pilot
+        with torch.no_grad(), torch.random.fork_rng(devices=_cuda(self.device)):
+            draws = self.estimator.sample((PILOT,), condition=x_o).reshape(PILOT, -1)
+        return float(within_support(self.prior, draws).float().mean())
+
     def propose(self, n: int) -> Tensor:
         """``n`` draws ``(n, d)`` of the current posterior estimate at the observed data."""
         if self.config.method == "snpe":
-            draws = self.posterior.sample((n,), x=self.observed.points[:1],
-                                          show_progress_bars=False)  # fmt: skip
-            return draws.reshape(n, -1)
+            x_o = self.observed.points[:1]
+            self.acceptances.append(self._inside(x_o))
+            if self.acceptances[-1] >= MIN_ACCEPTANCE:
+                draws = self.posterior.sample((n,), x=x_o, show_progress_bars=False)
+                return draws.reshape(n, -1)
+            one = Observed(x_o, torch.ones(1, device=x_o.device), 1, False)
+            potential = IIDPotential(terms("posterior", self.estimator.eval()), one, self.prior,
+                                     0.0, self.device)  # fmt: skip
+            return mcmc_sample(potential, self.prior, MCMCSettings(), n)
         kind = "likelihood" if self.config.method == "snle" else "ratio"
         potential = IIDPotential(terms(kind, self.estimator.eval()), self.observed, self.prior,
                                  1.0, self.device)  # fmt: skip
@@ -264,6 +294,9 @@ def _fit(simulator, x_obs, budget, config, generator, device) -> Result:
         "best_validation_loss": float(tables[-1]["validation_loss"].min()),
         "training_cpu_s": trained - start, "sampling_cpu_s": sampled - trained,
     }  # fmt: skip
+    if state.acceptances:
+        extras["min_acceptance"] = min(state.acceptances)
+        extras["mcmc_steps"] = sum(a < MIN_ACCEPTANCE for a in state.acceptances)
     fields = {}
     if name == "snpe":  # normalized at x_obs; not amortized (trained on proposals near it)
         from ._amortized import direct_posterior_fields, set_summaries
