@@ -35,9 +35,11 @@ def _seed():
 
 
 #: Settings for the tests that run every method to check the wiring, not the accuracy: 1,000
-#: returned draws, short MCMC chains, two rounds of the sequential methods (each key only for
-#: the methods that have it).
-CHEAP = {"num_samples": 1000, "num_chains": 10, "warmup_steps": 10, "num_rounds": 2}
+#: returned draws, short MCMC chains, two rounds of the sequential methods, no FMPE amortized
+#: check (200 ODE solves, minutes; ``tests/test_new_methods_sbi.py`` tests that path) (each key
+#: only for the methods that have it).
+CHEAP = {"num_samples": 1000, "num_chains": 10, "warmup_steps": 10, "num_rounds": 2,
+         "amortized_check": False}  # fmt: skip
 
 
 @pytest.fixture
