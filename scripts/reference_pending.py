@@ -28,7 +28,6 @@ REASONS = {
     "nre": "slice-sampling MCMC of 10,000 draws on the summed log-ratio (as nle): minutes per cell on the iid tasks; not run yet",
     "nre_c": "as nre (MCMC of 10,000 draws): 34 s CPU per fit at 10³ on gaussian_linear (n_obs = 1), minutes on the iid tasks; not run yet",
     "bnre": "as nre (MCMC of 10,000 draws): 31 s CPU per fit at 10³ on gaussian_linear (n_obs = 1), minutes on the iid tasks; not run yet",
-    "fmpe": "13 s CPU per fit at 10³, but its amortized calibration check (200 test sets × 1,000 ODE draws, with rejection at the prior's bounds) dominates: the first two_moons cell was still in it after about 17 min on a shared core before the run was stopped (2026-12-01) and fmpe was taken out of the run's identity; not run yet",
     "npse": "42 s CPU per fit at 10³ (33 s of it reverse-SDE sampling of 10,000 draws); about 40 CPU-min for 45 cells; not run yet",
     "npe_ensemble": "30 s CPU per fit at 10³ (5 NPEs) plus the ensemble's calibration check; not run yet",
     "snpe": "registered 2026-11-30 (late): 57 s CPU per fit at 10³ on two_moons (10 rounds of 100 simulations); about 45 CPU-min for 45 cells; not run yet",
