@@ -12,8 +12,8 @@ and ``sample_at(x, n, generator)`` at the summaries of other observed sets
 solver takes one step size for the whole batch, set by its worst particle, so batching the
 sets multiplies the steps. Measured for FMPE on ``two_moons`` at :math:`10^3` simulations,
 1,000 draws per set, on a shared core: one set 2.3 s, 10 sets batched 28 s, 50 sets batched
-816 s, i.e. 16 s per set). ``sbi`` draws from the global torch RNG (its rejection of samples outside
-the prior and the leakage correction), so both run in a forked RNG state seeded from the
+816 s, i.e. 16 s per set). ``sbi`` draws from the global torch RNG (its rejection of samples
+outside the prior and the leakage correction), so both run in a forked RNG state seeded from the
 caller's generator or a fixed seed: reproducible, and the caller's global state is unchanged.
 """
 

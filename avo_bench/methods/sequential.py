@@ -21,8 +21,8 @@ simulator:
   come from ``sbi``'s slice sampler on the flow's density restricted to the support instead
   (what ``sbi``'s warning advises, ``sample_with="mcmc"``; default sampler settings).
   ``extras["mcmc_steps"]`` counts such steps, ``extras["min_acceptance"]`` is the lowest
-  fraction seen. This is sbibm's SNPE (``sbi`` also offers truncated proposals, TSNPE, which sbibm did not
-  run). iid sets: NPE's summary route.
+  fraction seen. This is sbibm's SNPE (``sbi`` also offers truncated proposals, TSNPE, which
+  sbibm did not run). iid sets: NPE's summary route.
 - **snle**: ``sbi.inference.NLE``; a likelihood estimate is unaffected by the proposal; draws by
   ``sbi``'s slice sampler on the summed per-observation log-likelihood
   (:mod:`avo_bench.methods.neural`'s ``"sum"`` route; estimator as ``nle``'s ``"auto"``).

@@ -122,8 +122,8 @@ class FMPEConfig(_VectorFieldConfig):
 
 @dataclass(frozen=True)
 class NPSEConfig(_VectorFieldConfig):
-    """Hyperparameters of NPSE (``sbi``'s defaults): those of :class:`FMPEConfig` (but
-    ``amortized_check``) and
+    """Hyperparameters of NPSE (``sbi``'s defaults): those of :class:`FMPEConfig` except
+    ``amortized_check`` (NPSE has no ``sample_at``), and
 
     Attributes:
         sde_type: The diffusion: ``"ve"`` (variance exploding), ``"vp"`` (variance
