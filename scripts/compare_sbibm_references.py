@@ -30,20 +30,10 @@ import pandas as pd
 import torch
 
 from avo_bench.metrics import c2st
+from avo_bench.presets import SBIBM_TASKS
 from simulators import get_simulator
 
-TASKS = (
-    "gaussian_linear",
-    "gaussian_linear_uniform",
-    "gaussian_mixture",
-    "two_moons",
-    "slcp",
-    "slcp_distractors",
-    "bernoulli_glm",
-    "bernoulli_glm_raw",
-    "sir",
-    "lotka_volterra",
-)
+TASKS = SBIBM_TASKS
 # task -> (sbibm's folder, observation file)
 FILES = {
     "slcp_distractors": ("slcp", "observation_distractors.csv"),

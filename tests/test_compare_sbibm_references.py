@@ -1,23 +1,14 @@
 """scripts/compare_sbibm_references.py on a fake sbibm checkout (sbibm's file layout)."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
+from _scripts import load_module
 
 from simulators import get_simulator
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_sbibm_references.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("compare_sbibm_references", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write(root: Path, number: int, x: torch.Tensor, samples: torch.Tensor) -> None:
@@ -30,7 +21,7 @@ def _write(root: Path, number: int, x: torch.Tensor, samples: torch.Tensor) -> N
 
 
 def test_agreeing_and_shifted_references(tmp_path):
-    script = _load()
+    script = load_module(SCRIPT, "compare_sbibm_references")
     sim = get_simulator("two_moons")
     x = sim._observation(1)[1]
     exact = sim.posterior(x).sample((2000,), torch.Generator().manual_seed(7)).double()

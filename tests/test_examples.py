@@ -7,7 +7,6 @@ registry entries afterwards, so tests that read ``SIMULATORS``/``METHODS`` are n
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import subprocess
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _scripts import load_module
 from scipy import special, stats
 from scipy.integrate import trapezoid
 
@@ -32,11 +32,7 @@ EXAMPLES = ROOT / "examples"
 
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_module(EXAMPLES / f"{name}.py", f"_example_{name}")
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,12 @@
 """scripts/reproduce_ising.py: end to end at tiny sizes, its tables against exact references."""
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from _scripts import load_module
 
 from simulators.ising import GridPosterior, kaufman_energy, onsager_magnetization
 
@@ -15,15 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_ising.py"
 METHODS = ["avo", "rejection_abc", "smc_abc", "prior", "reparam"]  # reparam: n/a on ising
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("reproduce_ising", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load()
+script = load_module(SCRIPT, "reproduce_ising")
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """scripts/reproduce_sbibm.py: a tiny end-to-end run, its outputs and the published table."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from _scripts import load_module
 
 from simulators import get_simulator
 
@@ -14,15 +13,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_sbibm.py"
 TINY = ["--observations", "1", "--budgets", "300", "1000", "--samples", "200"]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("reproduce_sbibm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load()
+script = load_module(SCRIPT, "reproduce_sbibm")
 
 
 @pytest.fixture(scope="module")

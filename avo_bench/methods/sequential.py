@@ -103,10 +103,6 @@ _SBIBM_TRAINING = {"training_batch_size": 10_000}
 _SBIBM_MCMC = {"num_chains": 100, "thin": 10, "warmup_steps": 25, "init_candidates": 10_000}
 
 
-def _cuda(device: torch.device) -> list:
-    return [device] if device.type == "cuda" else []
-
-
 def _presets(sbibm: dict) -> dict[str, dict]:
     """``paper`` and ``sbibm``: the same settings, sbibm's."""
     return {"paper": dict(sbibm), "sbibm": dict(sbibm)}
@@ -237,7 +233,8 @@ class _Rounds:
         from sbi.utils.sbiutils import within_support
 
         # a forked RNG: the draws that follow are those of a run without the pilot
-        with torch.no_grad(), torch.random.fork_rng(devices=_cuda(self.device)):
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=cuda):
             draws = self.estimator.sample((PILOT,), condition=x_o).reshape(PILOT, -1)
         return float(within_support(self.prior, draws).float().mean())
 
