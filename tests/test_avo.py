@@ -451,7 +451,7 @@ def test_weinberg_paper_settings_predictive(gamma):
 # the budget-aware schedule on grid tasks (slow) ----------------------------------------------
 
 
-FRESH_SEED = 7  # the schedule was tuned on seeds 0, 1, 5 and 6; the budget curves use 0-4
+FRESH_SEED = 7  # the schedule was tuned on seeds 0-6 (the budget curves use 0-4)
 
 
 def _grid_scores(name: str, seed: int, budget: int):
@@ -463,19 +463,16 @@ def _grid_scores(name: str, seed: int, budget: int):
     return rows.set_index(["space", "metric"])["value"]
 
 
-ROSENBROCK_SPREAD = pytest.mark.xfail(
-    strict=True,  # fails loudly once AVO does improve here: then drop the mark
-    reason="measured (issue 16): Rosenbrock's W1 spreads 1.6-8.6 over seeds at 10^5 and is "
-    "below its 10^4 value on one of five seeds (0, 1, 2, 5, 7; seed 7: 2.70 -> 5.29); the "
-    "mean over seeds 0-2 goes 3.77 -> 3.61 (see _avo_config.AVOConfig)",
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["poisson", pytest.param("rosenbrock", marks=ROSENBROCK_SPREAD)])
+@pytest.mark.parametrize("name", ["poisson", "rosenbrock"])
 def test_predictive_improves_from_1e4_to_1e5(name):
+    # The mean over three run seeds the schedule was not chosen on, since single seeds spread
+    # (Rosenbrock on seeds 7-10: 4.00, 3.81, 3.16, 3.21 at 10^4 against 1.60, 3.01, 1.53,
+    # 3.32 at 10^5; see _avo_config.AVOConfig).
+    seeds = (FRESH_SEED, FRESH_SEED + 1, FRESH_SEED + 2)
     w1 = {
-        b: _grid_scores(name, FRESH_SEED, b)[("data", "wasserstein1")] for b in (10_000, 100_000)
+        b: sum(_grid_scores(name, s, b)[("data", "wasserstein1")] for s in seeds) / len(seeds)
+        for b in (10_000, 100_000)
     }
     assert w1[100_000] <= w1[10_000]
 

@@ -142,7 +142,7 @@ def train(
     psi = psi.to(device)
     loc, scale = _standardizer(x_obs, plan.standardize_x)
     real_all = (x_obs - loc) / scale
-    critic = MLPCritic(real_all.shape[1], config.critic_hidden, generator, config.critic_slope)
+    critic = MLPCritic(real_all.shape[1], plan.critic_hidden, generator, config.critic_slope)
     critic_opt = FlatAdam(critic.params, config.critic_lr, config.critic_betas)
     psi_opt = FlatAdam(psi, plan.proposal_lr, config.proposal_betas)
     m, pool = plan.critic_batch_size, plan.critic_pool
