@@ -36,10 +36,12 @@ def _seed():
 
 #: Settings for the tests that run every method to check the wiring, not the accuracy: 1,000
 #: returned draws, short MCMC chains, two rounds of the sequential methods, no FMPE amortized
-#: check (200 ODE solves, minutes; ``tests/test_new_methods_sbi.py`` tests that path) (each key
-#: only for the methods that have it).
+#: check (200 ODE solves, minutes; ``tests/test_new_methods_sbi.py`` tests that path), two NPE
+#: ensemble members and a 300-step cGAN floor (the two costliest cells after SNLE's in
+#: ``test_default_grid_every_registered_method``: 76 s and 50 s of its 650 s) (each key only
+#: for the methods that have it).
 CHEAP = {"num_samples": 1000, "num_chains": 10, "warmup_steps": 10, "num_rounds": 2,
-         "amortized_check": False}  # fmt: skip
+         "amortized_check": False, "ensemble_size": 2, "min_steps": 300}  # fmt: skip
 
 
 @pytest.fixture
