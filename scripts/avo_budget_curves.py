@@ -17,8 +17,10 @@ at 10^5) and ``budget_curves.md`` (the tables) to ``--out``.
 The committed figure uses five seeds and budgets 10^3-10^5 (the defaults), all recomputed on
 2026-12-01 with the mixture critic of issue 16 (the earlier cache's seeds 0-2 no longer
 reproduced with the code of that day, e.g. Poisson seed 0 at 10^4: W1 0.35 cached, 1.10
-recomputed, so the whole cache was redone); 10^6 (``--budgets ... 1000000``, about 1-3 CPU
-minutes per AVO cell) is one command away and resumes from the cache.
+recomputed, so the whole cache was redone). The 10^6 column holds the ``after`` schedule on
+Rosenbrock, Poisson and Weinberg with seeds 0-2 (``--seeds 3 --budgets 1000 10000 100000
+1000000 --simulators rosenbrock poisson weinberg --configs after``, 50-65 CPU seconds per cell),
+tabulated with ``--plot-only --seeds 5`` (the title's seed count is the most any point has).
 
 Usage::
 
