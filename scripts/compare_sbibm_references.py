@@ -33,7 +33,6 @@ from avo_bench.metrics import c2st
 from avo_bench.presets import SBIBM_TASKS
 from simulators import get_simulator
 
-TASKS = SBIBM_TASKS
 # task -> (sbibm's folder, observation file)
 FILES = {
     "slcp_distractors": ("slcp", "observation_distractors.csv"),
@@ -55,7 +54,7 @@ def sbibm_files(root: Path, task: str, number: int) -> tuple[torch.Tensor, torch
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sbibm", type=Path, help="root of an sbibm checkout")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--tasks", nargs="+", default=list(SBIBM_TASKS), choices=SBIBM_TASKS)
     parser.add_argument("--observations", nargs="+", type=int, default=[1])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
