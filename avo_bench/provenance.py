@@ -17,18 +17,37 @@ from pathlib import Path
 __all__ = ["invocation", "machine", "versions"]
 
 
-def _git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
+#: The code whose changes make a run's results differ: a checkout with uncommitted changes here
+#: records its commit with :data:`DIRTY` appended, so rows that cannot be reproduced from the
+#: recorded commit say so (results, README and docs may change freely).
+CODE_PATHS = ("avo_bench", "simulators", "pyproject.toml")
+DIRTY = "-dirty"
+
+
+def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=True)  # fmt: skip
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                             timeout=10, check=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def _git_commit(root: Path | None = None) -> str:
+    """HEAD of the checkout at ``root`` (this package's by default), plus :data:`DIRTY` when
+    :data:`CODE_PATHS` have uncommitted changes (untracked files included); ``""`` outside a
+    git checkout."""
+    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None:
         return ""
-    return out.stdout.strip()
+    changes = _git(root, "status", "--porcelain", "--", *CODE_PATHS)
+    return head.strip() + (DIRTY if changes else "")
 
 
 def versions() -> dict:
-    """``version`` (of avo_bench), ``git_commit`` (of this checkout, or ``""``), ``torch``."""
+    """``version`` (of avo_bench), ``git_commit`` (of this checkout, ``-dirty`` appended when its
+    code has uncommitted changes, or ``""``), ``torch``."""
     import torch
 
     from avo_bench import __version__
