@@ -18,7 +18,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 from torch import Tensor
 
 __all__ = ["TMixture"]
@@ -49,6 +48,8 @@ class TMixture:
     @classmethod
     def fit(cls, u: Tensor, components: int, seed: int, inflate: float = 1.5) -> TMixture:
         """Fits one mixture per observation to particles ``u (B, N, d)``."""
+        from sklearn.mixture import GaussianMixture  # 2 s to import: only where a fit needs it
+
         weights, means, trils = [], [], []
         for particles in u.detach().cpu().double().numpy():
             k = min(components, len(np.unique(particles, axis=0)))

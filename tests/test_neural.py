@@ -83,6 +83,7 @@ def test_bad_config_names_field(name, field, value):
         get_method(name).make_config(**{field: value})
 
 
+@needs_sbi
 @pytest.mark.parametrize("name", NEURAL)
 @pytest.mark.parametrize("budget", [0, 19])
 def test_budget_below_minimum_names_minimum(name, budget):

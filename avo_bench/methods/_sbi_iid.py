@@ -45,17 +45,17 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from sbi.inference.potentials.base_potential import BasePotential
 from torch import Tensor
 
 from ._sbi import MAX_ROWS
 
-__all__ = ["KINDS", "IIDPotential", "Observed", "compress", "terms"]
+__all__ = ["KINDS", "IIDPotential", "Observed", "compress", "terms"]  # noqa: F822 (__getattr__)
 
 #: What a per-observation estimator models: the likelihood, a likelihood ratio or a posterior.
 KINDS = ("likelihood", "ratio", "posterior")
@@ -118,31 +118,47 @@ def terms(kind: str, estimator: torch.nn.Module) -> Callable[[Tensor, Tensor], T
     raise ValueError(f"unknown estimator kind {kind!r}; kinds: {KINDS}")
 
 
-class IIDPotential(BasePotential):
-    r"""``sbi`` potential of an iid set: :math:`\sum_u w_u f(x_u, \theta) + a \log p(\theta)`.
+def __getattr__(name: str):
+    # sbi is an optional extra: IIDPotential subclasses its BasePotential, so the class is
+    # built on first use and importing this module (hence every method) does not need sbi.
+    if name == "IIDPotential":
+        return _iid_potential()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Arguments:
-        f: Per-observation log terms, ``f(points, theta) -> (k, c)`` (see :func:`terms`).
-        observed: The compressed observed set.
-        prior: The prior (``torch.distributions``; ``log_prob`` of a batch of ``theta``).
-        prior_weight: :math:`a`: 1 for likelihoods and ratios, :math:`1 - n` for posteriors.
-        device: Device of the evaluation.
-    """
 
-    def __init__(self, f, observed: Observed, prior, prior_weight: float, device: torch.device):
-        super().__init__(prior, observed.points, device)
-        self.f, self.prior_weight = f, float(prior_weight)
-        self.weights = observed.weights.to(self.device)
+@functools.cache
+def _iid_potential() -> type:
+    from sbi.inference.potentials.base_potential import BasePotential
 
-    def __call__(self, theta: Tensor, track_gradients: bool = False) -> Tensor:
-        """The potential at ``theta`` of shape ``(c, d)``: shape ``(c,)``; ``-inf`` outside
-        the prior support."""
-        theta = theta.to(self.device)
-        chunk = max(1, MAX_ROWS // len(theta))
-        with torch.set_grad_enabled(track_gradients):
-            total = torch.zeros(len(theta), device=self.device)
-            for x, w in zip(self.x_o.split(chunk), self.weights.split(chunk), strict=True):
-                total = total + w @ self.f(x, theta)
-            log_prior = self.prior.log_prob(theta)
-        value = total + self.prior_weight * log_prior
-        return torch.where(torch.isfinite(log_prior), value, torch.full_like(value, -math.inf))
+    class IIDPotential(BasePotential):
+        r"""``sbi`` potential of an iid set: :math:`\sum_u w_u f(x_u, \theta) + a \log p(\theta)`.
+
+        Arguments:
+            f: Per-observation log terms, ``f(points, theta) -> (k, c)`` (see :func:`terms`).
+            observed: The compressed observed set.
+            prior: The prior (``torch.distributions``; ``log_prob`` of a batch of ``theta``).
+            prior_weight: :math:`a`: 1 for likelihoods and ratios, :math:`1 - n` for posteriors.
+            device: Device of the evaluation.
+        """
+
+        def __init__(
+            self, f, observed: Observed, prior, prior_weight: float, device: torch.device
+        ):
+            super().__init__(prior, observed.points, device)
+            self.f, self.prior_weight = f, float(prior_weight)
+            self.weights = observed.weights.to(self.device)
+
+        def __call__(self, theta: Tensor, track_gradients: bool = False) -> Tensor:
+            """The potential at ``theta`` of shape ``(c, d)``: shape ``(c,)``; ``-inf`` outside
+            the prior support."""
+            theta = theta.to(self.device)
+            chunk = max(1, MAX_ROWS // len(theta))
+            with torch.set_grad_enabled(track_gradients):
+                total = torch.zeros(len(theta), device=self.device)
+                for x, w in zip(self.x_o.split(chunk), self.weights.split(chunk), strict=True):
+                    total = total + w @ self.f(x, theta)
+                log_prior = self.prior.log_prob(theta)
+            value = total + self.prior_weight * log_prior
+            return torch.where(torch.isfinite(log_prior), value, torch.full_like(value, -math.inf))
+
+    return IIDPotential

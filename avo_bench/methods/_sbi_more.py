@@ -28,7 +28,7 @@ from simulators import check_choice, check_positive_float, check_positive_int
 
 from ._base import CountingSimulator
 from ._sbi import INIT_STRATEGIES, MAX_ROWS, MCMCSettings, history, mcmc_sample, quiet
-from ._sbi_iid import IIDPotential, Observed, compress, terms
+from ._sbi_iid import Observed, compress, terms
 from ._summaries import check_budget, default_set_size, observed_summary
 
 __all__ = [
@@ -220,6 +220,8 @@ def mcmc_draws(
     """``num_samples`` draws ``(num_samples, d)`` of
     :math:`\\sum_u w_u \\log f(x_u, \\theta) + \\log p(\\theta)` by ``sbi``'s slice sampler, ``f``
     a likelihood (``kind="likelihood"``) or ratio (``"ratio"``) estimator."""
+    from ._sbi_iid import IIDPotential
+
     potential = IIDPotential(terms(kind, estimator.eval()), observed, prior, 1.0, device)
     return mcmc_sample(potential, prior, config.mcmc(), num_samples)
 

@@ -81,7 +81,7 @@ from ._sbi import (
     sbi_seed,
     seeded_global_rngs,
 )
-from ._sbi_iid import IIDPotential, Observed, terms
+from ._sbi_iid import Observed, terms
 from ._sbi_more import (
     MCMCConfig,
     TrainingConfig,
@@ -240,6 +240,8 @@ class _Rounds:
 
     def propose(self, n: int) -> Tensor:
         """``n`` draws ``(n, d)`` of the current posterior estimate at the observed data."""
+        from ._sbi_iid import IIDPotential
+
         if self.config.method == "snpe":
             x_o = self.observed.points[:1]
             self.acceptances.append(self._inside(x_o))
