@@ -20,10 +20,10 @@ from simulators import SIMULATORS, simulator_options
 
 __all__ = ["main"]
 
-RUN_KEYS = ("simulators", "methods", "seeds", "budgets", "n_obs", "preset", "c2st", "device", "out",
-            "jobs", "executor", "scheduler", "threads", "cell_timeout", "quiet", "retry_errors",
-            "replace_methods", "report")  # fmt: skip
-PLAIN = ("preset", "c2st", "device", "out", "jobs", "executor", "scheduler", "threads",
+RUN_KEYS = ("simulators", "methods", "seeds", "budgets", "n_obs", "preset", "c2st", "order",
+            "device", "out", "jobs", "executor", "scheduler", "threads", "cell_timeout", "quiet",
+            "retry_errors", "replace_methods", "report")  # fmt: skip
+PLAIN = ("preset", "c2st", "order", "device", "out", "jobs", "executor", "scheduler", "threads",
          "cell_timeout")  # fmt: skip
 
 
@@ -193,7 +193,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _run_parser(commands) -> None:
     from avo_bench.executors import EXECUTORS
     from avo_bench.metrics import C2ST_VARIANTS
-    from avo_bench.plan import PRESETS
+    from avo_bench.plan import ORDERS, PRESETS
 
     presets = "; ".join(f"{k}: {p.description}" for k, p in PRESETS.items())
     p = commands.add_parser(
@@ -217,6 +217,10 @@ def _run_parser(commands) -> None:
     p.add_argument("--c2st", choices=list(C2ST_VARIANTS), help="parameter-space C2ST variant "
                    "(default: the preset's; sbibm: sbibm's classifier, several times the cost "
                    "of fast)")  # fmt: skip
+    p.add_argument("--order", choices=list(ORDERS), help="which cells run first: simulators "
+                   "(default: simulator-major) or methods (method-major, e.g. an extended "
+                   "grid's cheap methods before its expensive ones); results do not depend on "
+                   "it, and a run directory resumes in either order")  # fmt: skip
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--out", metavar="DIR", help="run directory (default results/PRESET)")
     p.add_argument(

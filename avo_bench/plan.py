@@ -227,8 +227,14 @@ def make_plan(
     method_options: Mapping[str, Mapping] | None = None,
     n_obs: Sequence[int] | None = None,
     c2st: str | None = None,
+    order: str = "simulators",
 ) -> Plan:
     """Validates a run and expands it into cells (simulator-major, then ``n_obs``).
+
+    ``order="methods"`` runs the cells method-major instead (every cell of the first method,
+    then of the next, simulator-major within each): the order changes which cells finish first
+    (e.g. the cheap methods of an extended grid before an expensive one), never a cell's seed,
+    data or result, so a run directory may be resumed in either order.
 
     ``n_obs`` (default: the preset's ladder, if any) runs every task with an iid observed set
     at each of these numbers of observations (:func:`avo_bench.axes.n_obs_options`).
@@ -271,6 +277,8 @@ def make_plan(
         (s, opts, n, m, seed, b) for s in sim_names for opts, n in axis[s]
         for m in method_names for seed in seed_list for b in budget_list
     ]  # fmt: skip
+    if _order(order) == "methods":
+        grid.sort(key=lambda cell: method_names.index(cell[3]))  # stable: simulator-major
     cells = tuple(
         Cell(i, s, m, seed, b, opts, configs[m], device, scoring, n)
         for i, (s, opts, n, m, seed, b) in enumerate(grid)
@@ -288,6 +296,16 @@ def make_plan(
         }
     )
     return Plan(cells, identity)
+
+
+#: Cell orders of a run (:func:`make_plan`'s ``order``).
+ORDERS = ("simulators", "methods")
+
+
+def _order(order: object) -> str:
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; choose from: {', '.join(ORDERS)}")
+    return order
 
 
 def _c2st_variant(variant: object) -> str:

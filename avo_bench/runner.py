@@ -221,6 +221,7 @@ def run(
     method_options: Mapping[str, Mapping] | None = None,
     n_obs: Sequence[int] | None = None,
     c2st: str | None = None,
+    order: str = "simulators",
     out: str | Path | None = None,
     jobs: int = 1,
     executor: str | None = None,
@@ -251,6 +252,9 @@ def run(
             (default: the preset's ladder, if any; see :mod:`avo_bench.axes`).
         c2st: Parameter-space C2ST variant, ``"fast"`` or ``"sbibm"`` (default: the
             preset's; :func:`avo_bench.metrics.c2st`).
+        order: ``"simulators"`` (simulator-major, the default) or ``"methods"`` (method-major):
+            which cells run first; results do not depend on it (see
+            :func:`~avo_bench.plan.make_plan`).
         out: Run directory (default ``results/<preset>``); re-running resumes it.
         jobs: Parallel workers.
         executor: ``inprocess``, ``processes`` or ``dask`` (default from ``jobs``/``scheduler``).
@@ -286,7 +290,7 @@ def run(
     plan = make_plan(
         simulators, methods, seeds=seeds, budgets=budgets, preset=preset, device=device,
         simulator_options=simulator_options, method_options=method_options, n_obs=n_obs,
-        c2st=c2st,
+        c2st=c2st, order=order,
     )  # fmt: skip
     executor = check_executor(executor, jobs, threads, scheduler)
     limit = check_cell_timeout(cell_timeout, PRESETS[preset].cell_timeout)

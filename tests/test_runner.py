@@ -254,6 +254,24 @@ def test_a_run_option_chooses_the_c2st_variant():
         make_plan(["gaussian"], ["prior"], preset="tiny", c2st="exact")
 
 
+def test_method_major_order_runs_the_same_cells_and_resumes_either_way(tmp_path):
+    kwargs = dict(simulators=["gaussian", "poisson"], methods=["prior", "rejection_abc"],
+                  seeds=2, preset="tiny")  # fmt: skip
+    plain, by_method = make_plan(**kwargs), make_plan(**kwargs, order="methods")
+    assert by_method.identity == plain.identity
+    assert [c.method for c in by_method.cells] == ["prior"] * 4 + ["rejection_abc"] * 4
+    assert [c.simulator for c in by_method.cells[:4]] == ["gaussian"] * 2 + ["poisson"] * 2
+    key = lambda c: (c.simulator, c.method, c.seed, c.budget, c.cell_seed)  # noqa: E731
+    assert sorted(map(key, by_method.cells)) == sorted(map(key, plain.cells))
+    first = avo_bench.run(**kwargs, order="methods", out=tmp_path, report=False)
+    again = avo_bench.run(**kwargs, out=tmp_path, report=False)  # resumes: nothing left to run
+    assert len(first) == len(again) and set(first.value.dropna()) == set(again.value.dropna())
+    with pytest.raises(
+        ValueError, match="unknown order 'random'; choose from: simulators, methods"
+    ):
+        make_plan(**kwargs, order="random")
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
