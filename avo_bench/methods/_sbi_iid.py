@@ -161,4 +161,5 @@ def _iid_potential() -> type:
             value = total + self.prior_weight * log_prior
             return torch.where(torch.isfinite(log_prior), value, torch.full_like(value, -math.inf))
 
+    IIDPotential.__qualname__ = "IIDPotential"  # pickles by name, through __getattr__
     return IIDPotential
