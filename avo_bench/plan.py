@@ -234,7 +234,8 @@ def make_plan(
     ``order="methods"`` runs the cells method-major instead (every cell of the first method,
     then of the next, simulator-major within each): the order changes which cells finish first
     (e.g. the cheap methods of an extended grid before an expensive one), never a cell's seed,
-    data or result, so a run directory may be resumed in either order.
+    data, result or ``index`` (rows are written simulator-major either way), so a run
+    directory may be resumed in either order.
 
     ``n_obs`` (default: the preset's ladder, if any) runs every task with an iid observed set
     at each of these numbers of observations (:func:`avo_bench.axes.n_obs_options`).
@@ -277,12 +278,12 @@ def make_plan(
         (s, opts, n, m, seed, b) for s in sim_names for opts, n in axis[s]
         for m in method_names for seed in seed_list for b in budget_list
     ]  # fmt: skip
-    if _order(order) == "methods":
-        grid.sort(key=lambda cell: method_names.index(cell[3]))  # stable: simulator-major
     cells = tuple(
         Cell(i, s, m, seed, b, opts, configs[m], device, scoring, n)
         for i, (s, opts, n, m, seed, b) in enumerate(grid)
     )
+    if _order(order) == "methods":  # runs in this order; rows keep the simulator-major index
+        cells = tuple(sorted(cells, key=lambda cell: method_names.index(cell.method)))
     identity = jsonable(
         {
             "simulators": sim_opts,

@@ -150,7 +150,8 @@ def _finished(run_dir: Path, plan: Plan, retry_errors: bool) -> dict[tuple, pd.D
 
 
 def _table(plan: Plan, done: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
-    frames = [done[cell.key] for cell in plan.cells if cell.key in done]
+    cells = sorted(plan.cells, key=lambda cell: cell.index)  # the grid's order, however run
+    frames = [done[cell.key] for cell in cells if cell.key in done]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
