@@ -26,8 +26,9 @@ DIRTY = "-dirty"
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                             timeout=10, check=True)  # fmt: skip
+        # no optional locks: a status next to a user's own git command must not take the index
+        out = subprocess.run(["git", "--no-optional-locks", "-C", str(root), *args],
+                             capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout
