@@ -267,6 +267,7 @@ def test_method_major_order_runs_the_same_cells_and_resumes_either_way(tmp_path)
     first = avo_bench.run(**kwargs, order="methods", out=tmp_path / "m", report=False)
     again = avo_bench.run(**kwargs, out=tmp_path / "m", report=False)  # resumes: nothing to run
     other = avo_bench.run(**kwargs, out=tmp_path / "s", report=False)
+    pd.testing.assert_series_equal(again.wall_time_s, first.wall_time_s)  # kept, not re-run
     volatile = ["wall_time_s", "git_commit"]
     for rows in (again, other):  # rows are written in the grid's order either way
         pd.testing.assert_frame_equal(rows.drop(columns=volatile), first.drop(columns=volatile))
