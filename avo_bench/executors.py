@@ -4,8 +4,9 @@ Every executor maps :func:`avo_bench.cell.run_cell` over the pending cells and y
 as they finish (any order). Cells carry their own seeds, so the rows do not depend on the
 executor or on scheduling order; the runner sorts them into grid order.
 
-Worker processes set their number of torch threads once at start (``threads``, default 1 per
-job), so that ``jobs`` workers do not oversubscribe the cores. Without a time limit the
+Worker processes set their number of torch and BLAS/OpenMP threads once at start (``threads``,
+default 1 per job; :func:`avo_bench.workers.pin_threads`), so that ``jobs`` workers do not
+oversubscribe the cores. Without a time limit the
 in-process executor runs cells in this process and leaves the caller's settings alone; with
 one, its child process uses ``threads`` (default 1) too.
 
@@ -62,9 +63,9 @@ def _torch_globals_kept() -> Iterator[None]:
 
 
 def _init_worker(threads: int) -> None:
-    import torch
+    from .workers import pin_threads
 
-    torch.set_num_threads(threads)
+    pin_threads(threads)
 
 
 class InProcess:

@@ -229,3 +229,25 @@ def test_a_forked_child_gives_the_in_process_rows(tmp_path):
     forked = avo_bench.run(**kwargs, out=tmp_path / "forked")  # the preset's limit
     pd.testing.assert_frame_equal(stable(inline), stable(forked))
     # (processes with the preset's limit: tests/test_runner.py::test_executors_give_the_same_table)
+
+
+def test_worker_processes_pin_their_blas_and_openmp_pools():
+    # The parent's environment asks for one BLAS thread (conftest); a worker pinned to 2 must
+    # report 2 in every pool threadpoolctl sees, also in those of a library it loads after
+    # being pinned (sklearn's OpenMP), and in torch.
+    import multiprocessing
+
+    from avo_bench.executors import _init_worker
+
+    with multiprocessing.get_context("spawn").Pool(1, _init_worker, (2,)) as pool:
+        pools, torch_threads = pool.apply(_thread_counts)
+    assert pools and {n for _, n in pools} == {2}, pools
+    assert torch_threads == 2
+
+
+def _thread_counts():
+    import sklearn.ensemble  # noqa: F401  (loaded after the worker was pinned)
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return [(p["internal_api"], p["num_threads"]) for p in threadpool_info()], torch.get_num_threads()
