@@ -22,7 +22,29 @@ def pytest_configure(config):
     threadpool_limits(1)
 
 
+#: The slow tests of several CPU minutes (seconds measured 2026-12-02 with ``pytest -m slow -n 0
+#: --durations=0`` on one core of the 2 here, the other busy: 4,760 s for the 102 slow tests).
+#: They are collected first, so that pytest-xdist's workers start them early and share the
+#: rest: collected last (their file order), the 722 s one ran alone at the end.
+HEAVY = {
+    "test_sequential.py::test_gaussian_linear_posterior_at_a_thousand[snle]": 722,
+    "test_runner.py::test_default_grid_every_registered_method": 384,
+    "test_neural.py::test_sbibm_gaussian_linear_c2st[nle-1000]": 318,
+    "test_options.py::test_documented_option_values_with_every_method[ising.field=True]": 292,
+    "test_iid_methods.py::test_gaussian_iid_c2st[12-nle]": 200,
+    "test_new_methods_sbi.py::test_gaussian_linear_posterior_at_ten_thousand[npe_ensemble]": 200,
+    "test_new_methods_nonsbi.py::test_abc_rf_sbibm_gaussian_linear_c2st[10000]": 153,
+    "test_avo.py::test_predictive_improves_from_1e4_to_1e5[poisson]": 148,
+    "test_iid_methods.py::test_gaussian_iid_c2st[11-nle]": 143,
+}
+
+
+def _heaviness(item) -> int:
+    return -HEAVY.get(item.nodeid.rsplit("/", 1)[-1], 0)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_heaviness)  # stable: the others keep their order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA")
