@@ -250,4 +250,5 @@ def _thread_counts():
     import torch
     from threadpoolctl import threadpool_info
 
-    return [(p["internal_api"], p["num_threads"]) for p in threadpool_info()], torch.get_num_threads()
+    pools = [(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info()]
+    return pools, torch.get_num_threads()
