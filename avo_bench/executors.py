@@ -6,9 +6,9 @@ executor or on scheduling order; the runner sorts them into grid order.
 
 Worker processes set their number of torch and BLAS/OpenMP threads once at start (``threads``,
 default 1 per job; :func:`avo_bench.workers.pin_threads`), so that ``jobs`` workers do not
-oversubscribe the cores. Without a time limit the
-in-process executor runs cells in this process and leaves the caller's settings alone; with
-one, its child process uses ``threads`` (default 1) too.
+oversubscribe the cores. Without a time limit the in-process executor runs cells in this
+process and leaves the caller's settings alone; with one, its child process uses ``threads``
+(default 1) too.
 
 A time limit per cell (``timeout``) is enforced by killing the child process that runs the
 cell: every executor runs cells in children when a limit is set (see :mod:`avo_bench.workers`),
