@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection, wait
 
 from .plan import Cell
 
-__all__ = ["Pool", "run_in_child"]
+__all__ = ["Pool", "pin_threads", "run_in_child"]
 
 PROGRESS_EVERY = 0.2  # seconds between progress messages from a child
 
@@ -265,7 +265,8 @@ def pin_threads(threads: int) -> None:
     """Sets this worker process's torch threads and its BLAS/OpenMP pools (numpy's OpenBLAS,
     sklearn's OpenMP, through ``threadpoolctl``, a scikit-learn dependency) to ``threads``.
 
-    For worker processes only (the caller's process keeps its settings). Torch alone is not
+    For processes the suite owns: its workers and the test processes (a user's process running
+    cells in-process keeps its settings). Torch alone is not
     enough: numpy's OpenBLAS starts one thread per core, and with every core busy its threads
     spin against each other. Measured 2026-12-02 on the 2 cores here, both busy: one sklearn
     ``MLPClassifier`` fit (sbibm's C2ST classifier, d = 10, 30 epochs) took 0.60 s wall with 1

@@ -1,15 +1,5 @@
-import os
-
-# One BLAS/OpenMP thread, in this process and in the processes tests start (set before numpy
-# loads where conftest comes first; threadpoolctl below covers the pools already loaded). With
-# the default of one thread per core, pytest-xdist's workers spin against each other: sbibm's
-# C2ST classifier ran 5x slower on 2 busy cores (avo_bench.workers.pin_threads).
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import pytest
+import torch
 
 
 def pytest_addoption(parser):
@@ -17,9 +7,13 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    # Tests run on 2 shared cores: one intra-op thread keeps timings irrelevant and avoids stalls.
-    torch.set_num_threads(1)
-    threadpool_limits(1)
+    # Tests run on 2 shared cores: one torch and one BLAS/OpenMP thread, in this process and in
+    # the processes tests start, keep timings irrelevant and avoid stalls (with one BLAS thread
+    # per core, pytest-xdist's workers spun against each other: sbibm's C2ST classifier ran 5x
+    # slower; avo_bench.workers.pin_threads).
+    from avo_bench.workers import pin_threads
+
+    pin_threads(1)
 
 
 #: The slow tests of several CPU minutes (seconds measured 2026-12-02 with ``pytest -m slow -n 0
