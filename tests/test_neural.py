@@ -116,6 +116,38 @@ def test_reproducible_and_leaves_global_rng_alone(name):
     assert {"training_loss", "validation_loss"} <= set(a.history.columns)
 
 
+def test_ratio_batch_is_sbi_0_14s_validation_sized_clip():
+    from avo_bench.methods._sbi_more import ratio_batch
+
+    # sbibm's training_batch_size=10000 under sbi 0.14: 10 % of the training pairs
+    assert [ratio_batch(10_000, n, True) for n in (1_000, 10_000, 100_000)] == [100, 1_000, 10_000]
+    assert ratio_batch(200, 10_000, True) == 200  # a smaller batch is kept
+    assert ratio_batch(10_000, 10_000, False) == 10_000  # sbi today: capped by sbi itself
+    assert get_method("nre").config.presets["sbibm"]["validation_sized_batches"] is True
+    assert get_method("nre").make_config().validation_sized_batches is False
+    with pytest.raises(ValueError, match="validation_sized_batches must be True or False"):
+        get_method("nre").make_config(validation_sized_batches="yes")
+
+
+@needs_sbi
+@pytest.mark.parametrize(("preset", "batch"), [(None, 200), ("sbibm", 30)])
+def test_nre_trains_on_the_presets_batch(monkeypatch, preset, batch):
+    from avo_bench.methods import neural
+
+    seen = []
+
+    def recording(inference, theta, x, config):
+        seen.append(config.training_batch_size)
+        return train(inference, theta, x, config)
+
+    train = neural.train
+    monkeypatch.setattr(neural, "train", recording)
+    sim = get_simulator("gaussian", dim=2, n_obs=1)
+    avo_bench.fit("nre", sim, observe(sim), budget=300, seed=0, preset=preset,
+                  num_samples=20, **fast_config("nre"))  # fmt: skip
+    assert seen == [batch]  # sbibm: min(10000, 300 - int(0.9 * 300)) = 30
+
+
 @needs_sbi
 def test_npe_gaussian_posterior_mean_and_width():
     sim = get_simulator("gaussian", dim=2, n_obs=1)

@@ -61,6 +61,26 @@ def test_registered_with_sbibm_protocol_and_presets(name):
     assert method.applicable(get_simulator("gaussian")) is None
 
 
+@pytest.mark.parametrize(("preset", "caps"), [(None, [200, 200]), ("sbibm", [20, 40])])
+def test_snre_sbibm_batches_are_a_tenth_of_the_simulations_so_far(monkeypatch, preset, caps):
+    # sbibm capped the batch at one round's simulations; sbi 0.14 then clipped it to the
+    # validation set's size, 10 % of every simulation so far (rounds of 200: 20, then 40)
+    from avo_bench.methods import sequential
+
+    seen = []
+
+    def recording(*args, batch_cap=None, **kwargs):
+        seen.append(batch_cap)
+        return fit_estimator(*args, batch_cap=batch_cap, **kwargs)
+
+    fit_estimator = sequential.fit_estimator
+    monkeypatch.setattr(sequential, "fit_estimator", recording)
+    needs("snre")
+    sim, x_obs = small()
+    avo_bench.fit("snre", sim, x_obs, budget=400, seed=0, preset=preset, **fast("snre"))
+    assert seen == caps
+
+
 @pytest.mark.parametrize("name", SEQUENTIAL)
 @pytest.mark.parametrize(
     ("key", "value", "minimum"),

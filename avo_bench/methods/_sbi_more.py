@@ -32,11 +32,14 @@ from ._sbi_iid import Observed, compress, terms
 from ._summaries import check_budget, default_set_size, observed_summary
 
 __all__ = [
+    "VALIDATION_FRACTION",
     "MCMCConfig",
     "TrainingConfig",
+    "check_flag",
     "fit_estimator",
     "mcmc_draws",
     "observed_data",
+    "ratio_batch",
     "resolve_route",
     "round_sizes",
     "set_size",
@@ -49,6 +52,28 @@ MIN_SIMULATIONS = 20  # training sets of a single-round fit (as avo_bench.method
 ROUTES = ("auto", "sum", "summary")
 _TRAINING_INTS = ("num_samples", "training_batch_size", "stop_after_epochs", "max_num_epochs")
 _MCMC_INTS = ("num_chains", "warmup_steps", "thin", "init_candidates", "max_points")
+
+
+VALIDATION_FRACTION = 0.1  # sbi's held-out share
+
+
+def check_flag(method: str, field: str, value) -> None:
+    """``value`` must be ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{method}: {field} must be True or False, got {value!r}")
+
+
+def ratio_batch(batch: int, num_examples: int, validation_sized: bool) -> int:
+    """NRE's minibatch on ``num_examples`` training pairs. ``sbi`` 0.14 (the version sbibm's
+    published runs pinned, ``sbi==0.14.2``) clipped NRE's minibatch to the *validation* set's
+    size, ``min(batch, num_examples - int(0.9 * num_examples))`` (``snre_base.py``:
+    ``clipped_batch_size``), so sbibm's ``training_batch_size=10000`` trained NRE on
+    minibatches of 100 at 10^3 simulations and 1,000 at 10^4; ``sbi`` 0.15 and later cap it
+    by the training set only (at 10^4 one full-batch step per epoch). ``validation_sized``
+    applies 0.14's clip; otherwise ``batch`` is returned."""
+    if not validation_sized:
+        return batch
+    return max(1, min(batch, num_examples - int((1 - VALIDATION_FRACTION) * num_examples)))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ steps, resampled initialization). The slice sampler's brackets start one prior s
 (``slice_width``; ``sbi`` hard-codes 0.01, which made every round's sampling step out hundreds
 of times per coordinate, see :func:`~avo_bench.methods._sbi.mcmc_sample`). The ``paper`` and
 ``sbibm`` presets are sbibm's setting: NSF for SNPE and MAF for SNLE, minibatches of 10,000 (so
-one round's simulations), 100 chains thinned by 10 after 25 warm-up steps, 10,000
+one round's simulations; SNRE's clipped to a tenth of all simulations so far, as the ``sbi``
+0.14 sbibm ran did, ``validation_sized_batches``), 100 chains thinned by 10 after 25 warm-up steps, 10,000
 initialization candidates. sbibm ran SNLE/SNRE with an automatic transform to unbounded
 parameters; ``sbi``'s slice sampler here runs in the same unconstrained space
 (``mcmc_transform``).
@@ -85,8 +86,10 @@ from ._sbi_iid import Observed, terms
 from ._sbi_more import (
     MCMCConfig,
     TrainingConfig,
+    check_flag,
     fit_estimator,
     observed_data,
+    ratio_batch,
     resolve_route,
     round_sizes,
     set_size,
@@ -180,6 +183,10 @@ class SNREConfig(MCMCConfig):
         num_atoms: Contrasting parameters per observation (at least 2).
         slice_width: The slice sampler's initial bracket width (``sbi``: 0.01; module
             docstring).
+        validation_sized_batches: Clip each round's minibatch to the validation set's size
+            (10 % of all simulations so far), as the ``sbi`` 0.14 that sbibm ran did
+            (:func:`~avo_bench.methods._sbi_more.ratio_batch`); the ``paper``/``sbibm``
+            presets set it.
         Others: see :class:`~avo_bench.methods._sbi_more.MCMCConfig`.
     """
 
@@ -187,14 +194,18 @@ class SNREConfig(MCMCConfig):
     estimator: str = "resnet"
     num_atoms: int = 10
     slice_width: float = 1.0
+    validation_sized_batches: bool = False
 
     method: ClassVar[str] = "snre"
     estimators: ClassVar[tuple[str, ...]] = ("resnet", "mlp", "linear")
-    presets: ClassVar[dict[str, dict]] = _presets({**_SBIBM_TRAINING, **_SBIBM_MCMC})
+    presets: ClassVar[dict[str, dict]] = _presets(
+        {**_SBIBM_TRAINING, **_SBIBM_MCMC, "validation_sized_batches": True}
+    )
 
     def __post_init__(self):
         super().__post_init__()
         _check_rounds(self)
+        check_flag(self.method, "validation_sized_batches", self.validation_sized_batches)
 
 
 class _Rounds:
@@ -205,6 +216,7 @@ class _Rounds:
         self.inference, self.estimator, self.posterior = None, None, None
         self.proposal, self.label = prior, config.estimator
         self.acceptances: list[float] = []  # SNPE: the pilot's fraction inside, per step
+        self.seen = 0  # training sets appended so far (every round trains on all of them)
 
     def train(self, theta: Tensor, x: Tensor, batch_cap: int) -> pd.DataFrame:
         from sbi.inference import NLE, NPE, NRE
@@ -219,6 +231,9 @@ class _Rounds:
             self.label, built = likelihood_estimator(config.estimator, x, self.observed.points)
             self.inference = NLE(density_estimator=built, **common)
         extra = {"num_atoms": config.num_atoms} if method != "snle" else {}
+        self.seen += len(theta)
+        if method == "snre":
+            batch_cap = ratio_batch(batch_cap, self.seen, config.validation_sized_batches)
         append = {"proposal": self.proposal} if method == "snpe" else {}
         self.estimator, losses = fit_estimator(
             self.inference, theta, x, config, batch_cap=batch_cap, append=append, **extra
