@@ -117,7 +117,8 @@ POSITIVE_INTS = ("num_samples", "training_batch_size", "stop_after_epochs", "max
 # {npe,nle,nre}.yaml): batch 10,000 (full batch below 10^4 training pairs; NRE: a tenth of
 # them, the clip of the sbi 0.14.2 sbibm pinned, hence validation_sized_batches); 100 chains
 # thinned by 10 after 100 warm-up steps, SIR initialisation (sbibm: 100 batches of 1,000
-# candidates; here 10,000 candidates). NPE: NSF; NLE: MAF; NRE: residual classifier (already the default).
+# candidates; here 10,000 candidates). NPE: NSF; NLE: MAF; NRE: residual classifier (already
+# the default).
 _SBIBM_TRAINING = {"training_batch_size": 10_000}
 _SBIBM_MCMC = {"num_chains": 100, "thin": 10, "warmup_steps": 100, "init_candidates": 10_000}
 
