@@ -39,8 +39,8 @@ of times per coordinate, see :func:`~avo_bench.methods._sbi.mcmc_sample`). The `
 ``sbibm`` presets are sbibm's setting: NSF for SNPE and MAF for SNLE, minibatches of 10,000 (so
 one round's simulations; SNRE's clipped to a tenth of all simulations so far, as the ``sbi``
 0.14 sbibm ran did, ``validation_sized_batches``), 100 chains thinned by 10 after 25 warm-up
-steps, 10,000 initialization candidates. sbibm ran SNLE/SNRE with an automatic transform to unbounded
-parameters; ``sbi``'s slice sampler here runs in the same unconstrained space
+steps, 10,000 initialization candidates. sbibm ran SNLE/SNRE with an automatic transform to
+unbounded parameters; ``sbi``'s slice sampler here runs in the same unconstrained space
 (``mcmc_transform``).
 
 References:
