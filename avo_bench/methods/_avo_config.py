@@ -210,6 +210,11 @@ class AVOConfig:
       W1; at 10^6 (3,900 epochs of 256) it narrowed to 0.035 and W1 reached 0.035 (seed 0, when
       the schedule was chosen); re-measured on seeds 0-2 with the final code, W1 at 10^6 is
       0.111, 0.050 and 0.109 (floor 0.030; 0.111 mean at 10^5 over seeds 0-4).
+      The paper's entropy penalty does not fix it under this schedule (measured 2026-12-02,
+      run seeds 0-4, W1 at 10^5 on Poisson / Weinberg, :math:`\gamma = 0`: 0.111 / 0.0064):
+      :math:`\gamma = 5` and 1 collapse :math:`q` before its mean arrives (Poisson at the
+      prior's edge on 4 of 5 seeds, Weinberg 0.07-0.52); 0.1 gives Poisson 0.026-0.15 on four
+      seeds and 6.9 on the fifth, Weinberg 0.018-0.066; 0.01 gives 0.111 / 0.0096.
     - *The mixture's critic* (Rosenbrock, the population task; run seeds 0-4). With a (10, 10)
       critic on 32-row batches the 8-component mixture's predictive was judged by a critic that
       cannot tell apart mixtures a few W1 units apart, so where the proposal settled was luck: W1 at
