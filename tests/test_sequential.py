@@ -144,6 +144,43 @@ def test_global_rng_states_untouched(name):
     assert random.getstate() == states[2]
 
 
+
+@pytest.mark.parametrize("name", ["snle", "snre"])
+def test_warm_start_continues_the_chains_from_the_third_posterior_on(monkeypatch, name):
+    # sbibm's latest_sample: the samplings of the posteriors after rounds 1 and 2 start by
+    # init_strategy; the third's and every later one's (the returned draws included) start
+    # at the previous sampling's last chain states
+    from sbi.inference.posteriors import MCMCPosterior
+
+    starts, ends = [], []
+    original = MCMCPosterior._get_initial_params
+    original_run = MCMCPosterior._slice_np_mcmc
+
+    def initial(self, init_strategy, *args, **kwargs):
+        params = original(self, init_strategy, *args, **kwargs)
+        starts.append((init_strategy, params.clone()))
+        return params
+
+    def slice_run(self, *args, **kwargs):
+        out = original_run(self, *args, **kwargs)
+        ends.append(self._mcmc_init_params.clone())
+        return out
+
+    monkeypatch.setattr(MCMCPosterior, "_get_initial_params", initial)
+    monkeypatch.setattr(MCMCPosterior, "_slice_np_mcmc", slice_run)
+    warm = run(name, 80, num_rounds=4, warm_start=True)
+    strategies = [strategy for strategy, _ in starts]
+    assert strategies == ["proposal", "proposal", "latest_sample", "latest_sample"]
+    for (_, start), end in zip(starts[2:], ends[1:3], strict=True):
+        assert torch.equal(start, end)  # continued where the previous sampling stopped
+    assert warm.num_simulations == 80 and torch.isfinite(warm.theta).all()
+    starts.clear()
+    run(name, 80, num_rounds=4)  # the default: every sampling initialized afresh
+    assert [strategy for strategy, _ in starts] == ["proposal"] * 4
+    assert METHODS[name].config.presets["sbibm"]["warm_start"] is True
+    with pytest.raises(ValueError, match=rf"{name}: warm_start must be True or False, got 'y'"):
+        METHODS[name].make_config(warm_start="y")
+
 # accuracy (slow) ------------------------------------------------------------------------
 
 # Bound: sbibm's published C2ST of the same algorithm on gaussian_linear at 10^3 (mean + 3 sd

@@ -214,7 +214,9 @@ class MCMCSettings:
     slice_width: float = 0.01
 
 
-def mcmc_sample(potential, prior, settings: MCMCSettings, num_samples: int) -> Tensor:
+def mcmc_sample(
+    potential, prior, settings: MCMCSettings, num_samples: int, chains: dict | None = None
+) -> Tensor:
     """``num_samples`` draws of ``exp(potential)`` by ``sbi``'s vectorized slice sampler.
 
     The chains run in the unconstrained space of ``sbi``'s ``mcmc_transform(prior)`` (z-scored,
@@ -235,6 +237,11 @@ def mcmc_sample(potential, prior, settings: MCMCSettings, num_samples: int) -> T
         prior: The prior as a ``torch.distributions`` object (initialization and transform).
         settings: The sampler's settings.
         num_samples: Number of draws returned.
+        chains: ``None``, or a dict through which consecutive calls continue their chains
+            (sbibm's ``init_strategy="latest_sample"`` across the rounds of SNLE/SNRE): the
+            chains start at ``chains["last"]`` when it is there (the last states of an earlier
+            call, in the unconstrained space; ``settings.init_strategy`` otherwise), and this
+            call's last states are stored there.
 
     Returns:
         Draws of shape ``(num_samples, d)``.
@@ -259,6 +266,10 @@ def mcmc_sample(potential, prior, settings: MCMCSettings, num_samples: int) -> T
         init_strategy=settings.init_strategy,
         init_strategy_parameters={"num_candidate_samples": settings.init_candidates},
     )
+    if chains is not None and "last" in chains:  # sbi keeps them in this attribute (sbibm too)
+        posterior.init_strategy, posterior._mcmc_init_params = "latest_sample", chains["last"]
     with quiet():
         samples = posterior.sample((num_samples,), x=potential.x_o, show_progress_bars=False)
+    if chains is not None:
+        chains["last"] = posterior._mcmc_init_params
     return samples.reshape(num_samples, -1)

@@ -39,7 +39,9 @@ of times per coordinate, see :func:`~avo_bench.methods._sbi.mcmc_sample`). The `
 ``sbibm`` presets are sbibm's setting: NSF for SNPE and MAF for SNLE, minibatches of 10,000 (so
 one round's simulations; SNRE's clipped to a tenth of all simulations so far, as the ``sbi``
 0.14 sbibm ran did, ``validation_sized_batches``), 100 chains thinned by 10 after 25 warm-up
-steps, 10,000 initialization candidates. sbibm ran SNLE/SNRE with an automatic transform to
+steps, 10,000 initialization candidates, and from the third round's proposal on the chains
+continued from the previous sampling's last states (``warm_start``, sbibm's
+``init_strategy="latest_sample"``). sbibm ran SNLE/SNRE with an automatic transform to
 unbounded parameters; ``sbi``'s slice sampler here runs in the same unconstrained space
 (``mcmc_transform``).
 
@@ -103,7 +105,8 @@ ROUND_MINIMUM = 20  # training sets per round (with 10 sets SNRE's 1 validation 
 PILOT = 10_000  # SNPE: flow draws that estimate the fraction inside the prior support
 MIN_ACCEPTANCE = 1e-3  # below it SNPE samples by MCMC (rejection: > 10^7 draws per 10^4)
 _SBIBM_TRAINING = {"training_batch_size": 10_000}
-_SBIBM_MCMC = {"num_chains": 100, "thin": 10, "warmup_steps": 25, "init_candidates": 10_000}
+_SBIBM_MCMC = {"num_chains": 100, "thin": 10, "warmup_steps": 25, "init_candidates": 10_000,
+               "warm_start": True}  # fmt: skip
 
 
 def _presets(sbibm: dict) -> dict[str, dict]:
@@ -154,12 +157,17 @@ class SNLEConfig(MCMCConfig):
         estimator: ``"auto"`` (categorical for counts, else NSF), ``"categorical"`` or a flow.
         slice_width: The slice sampler's initial bracket width (``sbi``: 0.01; module
             docstring).
+        warm_start: From the third round's proposal on (and for the final draws), start the
+            chains where the previous sampling left them, after ``warmup_steps`` more steps
+            (sbibm's ``init_strategy="latest_sample"``); ``False`` initializes every sampling
+            by ``init_strategy``. The ``paper``/``sbibm`` presets set it.
         Others: see :class:`~avo_bench.methods._sbi_more.MCMCConfig`.
     """
 
     num_rounds: int = 10
     estimator: str = "auto"
     slice_width: float = 1.0
+    warm_start: bool = False
 
     method: ClassVar[str] = "snle"
     estimators: ClassVar[tuple[str, ...]] = LIKELIHOODS
@@ -170,6 +178,7 @@ class SNLEConfig(MCMCConfig):
     def __post_init__(self):
         super().__post_init__()
         _check_rounds(self)
+        check_flag(self.method, "warm_start", self.warm_start)
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,7 @@ class SNREConfig(MCMCConfig):
             (10 % of all simulations so far), as the ``sbi`` 0.14 that sbibm ran did
             (:func:`~avo_bench.methods._sbi_more.ratio_batch`); the ``paper``/``sbibm``
             presets set it.
+        warm_start: As :class:`SNLEConfig`'s (sbibm's ``latest_sample``; set by the presets).
         Others: see :class:`~avo_bench.methods._sbi_more.MCMCConfig`.
     """
 
@@ -195,6 +205,7 @@ class SNREConfig(MCMCConfig):
     num_atoms: int = 10
     slice_width: float = 1.0
     validation_sized_batches: bool = False
+    warm_start: bool = False
 
     method: ClassVar[str] = "snre"
     estimators: ClassVar[tuple[str, ...]] = ("resnet", "mlp", "linear")
@@ -206,6 +217,7 @@ class SNREConfig(MCMCConfig):
         super().__post_init__()
         _check_rounds(self)
         check_flag(self.method, "validation_sized_batches", self.validation_sized_batches)
+        check_flag(self.method, "warm_start", self.warm_start)
 
 
 class _Rounds:
@@ -217,6 +229,8 @@ class _Rounds:
         self.proposal, self.label = prior, config.estimator
         self.acceptances: list[float] = []  # SNPE: the pilot's fraction inside, per step
         self.seen = 0  # training sets appended so far (every round trains on all of them)
+        self.sampled = 0  # MCMC samplings so far (SNLE/SNRE: one per posterior estimate)
+        self.chains: dict = {}  # the last chain states (``warm_start``)
 
     def train(self, theta: Tensor, x: Tensor, batch_cap: int) -> pd.DataFrame:
         from sbi.inference import NLE, NPE, NRE
@@ -270,7 +284,15 @@ class _Rounds:
         kind = "likelihood" if self.config.method == "snle" else "ratio"
         potential = IIDPotential(terms(kind, self.estimator.eval()), self.observed, self.prior,
                                  1.0, self.device)  # fmt: skip
-        return mcmc_sample(potential, self.prior, self.config.mcmc(), n)
+        # sbibm: init_strategy "latest_sample" for the posteriors after the second round's
+        # training (its loop's ``r > 1``), the chains of the previous sampling continued
+        chains = None
+        if self.config.warm_start:
+            chains = self.chains if self.sampled >= 2 else {}
+        draws = mcmc_sample(potential, self.prior, self.config.mcmc(), n, chains=chains)
+        self.sampled += 1
+        self.chains = chains if chains is not None else {}
+        return draws
 
 
 def _fit(simulator, x_obs, budget, config, generator, device) -> Result:
