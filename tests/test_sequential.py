@@ -144,7 +144,6 @@ def test_global_rng_states_untouched(name):
     assert random.getstate() == states[2]
 
 
-
 @pytest.mark.parametrize("name", ["snle", "snre"])
 def test_warm_start_continues_the_chains_from_the_third_posterior_on(monkeypatch, name):
     # sbibm's latest_sample: the samplings of the posteriors after rounds 1 and 2 start by
@@ -180,6 +179,7 @@ def test_warm_start_continues_the_chains_from_the_third_posterior_on(monkeypatch
     assert METHODS[name].config.presets["sbibm"]["warm_start"] is True
     with pytest.raises(ValueError, match=rf"{name}: warm_start must be True or False, got 'y'"):
         METHODS[name].make_config(warm_start="y")
+
 
 # accuracy (slow) ------------------------------------------------------------------------
 
