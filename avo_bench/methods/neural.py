@@ -34,8 +34,9 @@ With one observation both routes are the standard algorithm. Methods:
 Other hyperparameters are ``sbi``'s defaults (MAF for NPE, residual classifier for NRE, 50
 hidden features, batch 200, learning rate 5e-4, early stopping after 20 epochs without
 validation improvement on 10% held out). MCMC (NLE, NRE, factorized NPE): ``sbi``'s vectorized
-slice sampler in the prior's unconstrained space, 20 chains, 50 warm-up steps (bracket widths
-tuned there from ``sbi``'s 0.01; NLE/NRE's ``slice_width`` option), no thinning, initialised by
+slice sampler in the prior's unconstrained space, 20 chains, 50 warm-up steps (``sbi``'s
+default is 200: fewer for cost; bracket widths tuned there from ``sbi``'s 0.01; NLE/NRE's
+``slice_width`` option), no thinning, initialised by
 resampling 1,000 prior draws by their potential (``sbi``'s default is 10,000: each candidate
 costs one potential evaluation over the whole observed set). Its cost is about 5 potential
 evaluations per parameter per step, each over every chain and every (compressed) observation:
