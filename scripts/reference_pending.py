@@ -35,16 +35,22 @@ REASONS = {
     "snre": "registered 2026-11-30 (late): as snle with a classifier, 24 s CPU per fit at 10³ on two_moons (n_obs = 1), more on the iid tasks; not run yet",
 }
 DEFAULT = "in the reference command's method list, not reached when the run was stopped (compute); re-running the command runs it"
+# a failed cell: what re-runs it (a re-run of the command alone keeps a failed cell as it is)
+RETRY = "re-run the reference command with `--retry-errors` (and a larger `--cell-timeout` for a timeout)"
 missing = []
 for sim, method in product(sorted(SIMULATORS), sorted(METHODS)):
     part = cells[(cells.simulator == sim) & (cells.method == method)]
-    if any(len(set(part[part.budget == b].seed)) < 3 for b in budgets):
+    done = part[~part.status.isin(["error", "timeout"])]  # a failed cell does not cover it
+    if any(len(set(done[done.budget == b].seed)) < 3 for b in budgets):
         reason = DEFAULT if method in in_grid else REASONS.get(method, DEFAULT)
         failed = part[part.status.isin(["error", "timeout"])]
         if len(failed):  # a failed cell is the first thing to know about the pair
             seeds = ", ".join(str(s) for s in sorted(failed.seed))
-            text = str(failed.message.iloc[0]).replace("|", "/")[:90]
-            reason = f"seed(s) {seeds}: {failed.status.iloc[0]} ({text}); {reason}"
+            text = str(failed.message.iloc[0]).replace("|", "/").split(";")[0][:90]
+            reason = f"seed(s) {seeds}: {failed.status.iloc[0]} ({text}); {RETRY}"
+            if len(done):  # what a finished cell of the pair cost
+                ok = ", ".join(f"{r.seed} in {r.wall_time_s:.0f} s" for r in done.itertuples())
+                reason += f"; finished: seed {ok}"
         missing.append((sim, method, reason))
 lines = [
     "# Reference pairs not run yet",

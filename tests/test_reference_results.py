@@ -48,9 +48,11 @@ def test_reference_covers_every_registered_simulator_and_method(rows):
     cells = rows.drop_duplicates(KEY[:5])
     manifest = json.loads((REFERENCE / "manifest.json").read_text())
     budgets = set(manifest["identity"]["budgets"])
+    # a cell that failed (error, timeout) does not cover its pair: PENDING.md says why
+    done = cells[~cells.status.isin(["error", "timeout"])]
     missing = set()
     for simulator, method in product(SIMULATORS, METHODS):
-        part = cells[(cells.simulator == simulator) & (cells.method == method)]
+        part = done[(done.simulator == simulator) & (done.method == method)]
         for budget in sorted(budgets):
             if len(set(part[part.budget == budget].seed)) < MIN_SEEDS:
                 missing.add((simulator, method))
