@@ -12,6 +12,7 @@ from pathlib import Path
 
 import avo_bench
 from avo_bench.methods import METHODS
+from avo_bench.runner import FAILED
 from simulators import SIMULATORS
 
 REF = Path("results/reference")
@@ -40,10 +41,10 @@ RETRY = "re-run the reference command with `--retry-errors` (and a larger `--cel
 missing = []
 for sim, method in product(sorted(SIMULATORS), sorted(METHODS)):
     part = cells[(cells.simulator == sim) & (cells.method == method)]
-    done = part[~part.status.isin(["error", "timeout"])]  # a failed cell does not cover it
+    done = part[~part.status.isin(FAILED)]  # a failed cell does not cover its pair
     if any(len(set(done[done.budget == b].seed)) < 3 for b in budgets):
         reason = DEFAULT if method in in_grid else REASONS.get(method, DEFAULT)
-        failed = part[part.status.isin(["error", "timeout"])]
+        failed = part[part.status.isin(FAILED)]
         if len(failed):  # a failed cell is the first thing to know about the pair
             seeds = ", ".join(str(s) for s in sorted(failed.seed))
             text = str(failed.message.iloc[0]).replace("|", "/").split(";")[0][:90]

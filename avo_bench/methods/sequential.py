@@ -285,14 +285,12 @@ class _Rounds:
         potential = IIDPotential(terms(kind, self.estimator.eval()), self.observed, self.prior,
                                  1.0, self.device)  # fmt: skip
         # sbibm: init_strategy "latest_sample" for the posteriors after the second round's
-        # training (its loop's ``r > 1``), the chains of the previous sampling continued
-        chains = None
-        if self.config.warm_start:
-            chains = self.chains if self.sampled >= 2 else {}
-        draws = mcmc_sample(potential, self.prior, self.config.mcmc(), n, chains=chains)
+        # training (its loop's ``r > 1``): mcmc_sample continues the chains it stored here
+        if self.sampled < 2:
+            self.chains.clear()
+        chains = self.chains if self.config.warm_start else None
         self.sampled += 1
-        self.chains = chains if chains is not None else {}
-        return draws
+        return mcmc_sample(potential, self.prior, self.config.mcmc(), n, chains=chains)
 
 
 def _fit(simulator, x_obs, budget, config, generator, device) -> Result:
