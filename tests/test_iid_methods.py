@@ -134,7 +134,7 @@ def test_routes_and_estimators_chosen_by_data():
     gaussian = get_simulator("gaussian", dim=2, n_obs=30)
     x = observe(gaussian)
     result = avo_bench.fit("nle", gaussian, x, budget=400, **TINY)
-    assert result.extras["estimator"] == "nsf" and result.extras["observed_points"] == 30
+    assert result.extras["estimator"] == "maf" and result.extras["observed_points"] == 30
     result = avo_bench.fit("npe", gaussian, x, budget=400, **TINY)
     assert result.extras["iid"] == "summary" and result.extras["set_size"] == 2
     assert result.log_prob is not None  # direct posterior: a normalized density
@@ -159,6 +159,40 @@ def test_categorical_estimator_needs_counts():
     sim = get_simulator("gaussian", dim=1, n_obs=20)
     with pytest.raises(ValueError, match="estimator 'categorical' needs count data"):
         avo_bench.fit("nle", sim, observe(sim), budget=100, estimator="categorical", **TINY)
+
+
+@needs_sbi
+def test_auto_estimator_is_categorical_only_for_few_values():
+    from avo_bench.methods._sbi import AUTO_CATEGORIES, MAX_CATEGORIES, likelihood_estimator
+
+    counts = torch.tensor([[0.0, 3.0], [1.0, 4.0], [2.0, 0.0]])
+    label, built = likelihood_estimator("auto", counts, counts[:1])
+    assert label == "categorical" and built.num_categories == 5
+    assert likelihood_estimator("auto", counts, counts[:1], headroom=2)[1].num_categories == 10
+    large = counts.clone()
+    large[0, 0] = AUTO_CATEGORIES  # sir-like counts: a flow, unless asked for
+    assert likelihood_estimator("auto", large, counts[:1]) == ("maf", "maf")
+    label, built = likelihood_estimator("categorical", large, counts[:1], headroom=8)
+    assert label == "categorical" and built.num_categories == MAX_CATEGORIES
+    assert likelihood_estimator("auto", counts + 0.5, counts[:1]) == ("maf", "maf")
+
+
+@needs_sbi
+def test_snle_names_a_round_beyond_its_categorical_range():
+    from sbi.utils import BoxUniform
+
+    from avo_bench.methods._sbi_iid import Observed
+    from avo_bench.methods.sequential import SNLEConfig, _Rounds
+
+    config = SNLEConfig(max_num_epochs=1, num_samples=10)
+    prior = BoxUniform(torch.zeros(1), torch.ones(1))
+    x_o = torch.tensor([[2.0]])
+    rounds = _Rounds(config, prior, Observed(x_o, torch.ones(1), 1, False), torch.device("cpu"))
+    theta = torch.rand(40, 1, generator=torch.Generator().manual_seed(0))
+    rounds.train(theta, (theta * 4).round(), batch_cap=40)  # counts 0..4: categories 0..9
+    assert rounds.label == "categorical" and rounds.categories == 10
+    with pytest.raises(ValueError, match=r"simulated the count 12, beyond .* values 0\.\.9"):
+        rounds.train(theta, torch.full((40, 1), 12.0), batch_cap=40)
 
 
 # accuracy against the exact posterior (slow) ----------------------------------------------------
