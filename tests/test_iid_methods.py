@@ -204,12 +204,15 @@ def test_snle_names_a_round_beyond_its_categorical_range():
 @pytest.mark.parametrize("seed", [11, 12])
 def test_gaussian_iid_c2st(name, seed):
     """dim=2, n_obs=100, budget 10^4; the summary route measured C2ST 0.875 (NLE) and 0.859
-    (NRE) here."""
+    (NRE) here. The route is under test, so NLE's flow is pinned to the NSF that learns this
+    likelihood: the default MAF (``sbi``'s) gets stuck on seed 11 (C2ST 0.896, measured
+    2026-12-02; documented in avo_bench/methods/neural.py)."""
     from avo_bench.metrics import c2st
 
     sim = get_simulator("gaussian", dim=2, n_obs=100)
     x_obs = observe(sim, seed=seed)
-    result = avo_bench.fit(name, sim, x_obs, budget=10_000, seed=seed, num_samples=2000)
+    flow = {"estimator": "nsf"} if name == "nle" else {}
+    result = avo_bench.fit(name, sim, x_obs, budget=10_000, seed=seed, num_samples=2000, **flow)
     reference = sim.posterior(x_obs).sample((2000,), generator=torch.Generator().manual_seed(5))
     accuracy = c2st(reference, result.theta)
     assert accuracy <= 0.65, accuracy
