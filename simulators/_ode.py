@@ -6,9 +6,12 @@ rejected per row by the embedded error estimate, and a row that has reached its 
 time leaves the batch, so the cost follows the sum, not the maximum, of the steps the rows
 need. Steps are clipped to land exactly on the output times (no interpolation).
 
-The solver never raises: rows that produce non-finite values, need more than ``max_steps``
-steps or a step below ``1e-12`` of the time span are returned as ``failed`` (their outputs
-NaN); the simulators turn that into a ``ValueError`` naming the task and the parameters, the
+A trial step whose error estimate is not finite (it overflowed) is rejected and shrunk by the
+largest factor, like any step with too large an error; until 2026-12-02 it turned the step size
+into NaN and failed the row (``sir`` at contact rates 15-25, far in the prior's tail, which
+SNLE's MCMC proposed). The solver never raises: rows that produce non-finite accepted values,
+need more than ``max_steps`` steps or a step below ``1e-12`` of the time span are returned as
+``failed`` (their outputs NaN); the simulators turn that into a ``ValueError`` naming the task and the parameters, the
 likelihoods into zero likelihood.
 
 References:
@@ -21,6 +24,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -112,7 +116,10 @@ def _advance(rhs: Rhs, state: tuple, times: Tensor, atol: float) -> tuple[tuple,
     land = h >= target - t
     step = torch.where(land, target - t, h)
     point, slope, error = _step(rhs, y, f, tuple(params), step[:, None])
-    err = error.detach().abs().amax(dim=-1) / atol
+    # a trial step that overflows (exp of a log state far past its range: sir at beta ~15-25,
+    # whose first trial step multiplies I by e^34) is rejected and shrunk by the largest factor,
+    # instead of its NaN error estimate turning the step size into NaN and failing the row
+    err = torch.nan_to_num(error.detach().abs().amax(dim=-1) / atol, nan=math.inf)
     ok = err <= 1
     y = torch.where(ok[:, None], point, y)
     f = torch.where(ok[:, None], slope, f)
