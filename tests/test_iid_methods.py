@@ -175,6 +175,8 @@ def test_auto_estimator_is_categorical_only_for_few_values():
     label, built = likelihood_estimator("categorical", large, counts[:1], headroom=8)
     assert label == "categorical" and built.num_categories == MAX_CATEGORIES
     assert likelihood_estimator("auto", counts + 0.5, counts[:1]) == ("maf", "maf")
+    angles = counts[:, :1] + 0.5  # one-dimensional: sbi's MAF would be a Gaussian
+    assert likelihood_estimator("auto", angles, angles[:1]) == ("nsf", "nsf")
 
 
 @needs_sbi

@@ -27,7 +27,8 @@ With one observation both routes are the standard algorithm. Methods:
   (every value an integer in ``0..255``: binary data, small Poisson counts) ``sbi``'s
   categorical mass estimator, the discrete net of MNLE (Boelts et al. 2022;
   ``sbi.inference.MNLE`` itself fails without a continuous column), as a flow cannot put mass
-  on integers; otherwise ``sbi``'s default MAF, which sbibm ran
+  on integers; otherwise ``sbi``'s default MAF, which sbibm ran, or an NSF on 1-D data,
+  where ``sbi`` warns that a MAF is limited to Gaussians
   (:func:`~avo_bench.methods._sbi.likelihood_estimator`). Until 2026-12-02 "otherwise" was
   an NSF (``sbi``'s MAF had got stuck ignoring one parameter in one of three trainings on 2-D
   ``gaussian`` at :math:`B = 10^4`, validation loss 3.15 against 2.83), and counts up to 1,023
