@@ -11,8 +11,8 @@ largest factor, like any step with too large an error; until 2026-12-02 it turne
 into NaN and failed the row (``sir`` at contact rates 15-25, far in the prior's tail, which
 SNLE's MCMC proposed). The solver never raises: rows that produce non-finite accepted values,
 need more than ``max_steps`` steps or a step below ``1e-12`` of the time span are returned as
-``failed`` (their outputs NaN); the simulators turn that into a ``ValueError`` naming the task and the parameters, the
-likelihoods into zero likelihood.
+``failed`` (their outputs NaN); the simulators turn that into a ``ValueError`` naming the task
+and the parameters, the likelihoods into zero likelihood.
 
 References:
     Dormand, Prince, "A family of embedded Runge-Kutta formulae", Journal of Computational and

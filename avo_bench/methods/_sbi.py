@@ -177,14 +177,11 @@ def likelihood_estimator(choice: str, x: Tensor, points: Tensor, *, headroom: in
 
     ``"auto"``: the categorical mass estimator (MNLE's discrete net) for count data with few
     values (every training value ``x`` and observed point an integer in
-    ``0..AUTO_CATEGORIES-1``: binary data, small Poisson counts), else :data:`AUTO_FLOW`
-    (``sbi``'s default MAF, which sbibm ran), except on one-dimensional data, where ``sbi``
-    warns that a MAF is "limited to Gaussians" and the NSF is chosen (``weinberg``'s angles:
-    NLE's distance to θ* in the reference cells 0.073, 0.193, 0.125 with MAF against
-    0.082, 0.038, 0.003 with NSF). Large
-    counts such as ``sir``'s binomial counts up to 1,000 are nearly continuous for a flow, and
-    one logit per value learns them badly: NLE on ``sir`` at 10^3, observations 1-3, read C2ST 0.982 / 0.988, 0.989, 0.962 with the
-    categorical net / NSF against 0.742, 0.996, 0.923 with MAF; sbibm's MAF: 0.761).
+    ``0..AUTO_CATEGORIES-1``: binary data, small Poisson counts); else :data:`AUTO_FLOW`
+    (``sbi``'s default MAF, which sbibm ran), or the NSF on one-dimensional data, where ``sbi``
+    warns that a MAF is "limited to Gaussians". Larger counts (``sir``'s binomial counts up to
+    1,000) are nearly continuous for a flow, and one logit per value learns them badly. The
+    measurements behind the rule are in :mod:`avo_bench.methods.neural`.
 
     Arguments:
         choice: The config's ``estimator``.

@@ -26,9 +26,9 @@ simulator:
 - **snle**: ``sbi.inference.NLE``; a likelihood estimate is unaffected by the proposal; draws by
   ``sbi``'s slice sampler on the summed per-observation log-likelihood
   (:mod:`avo_bench.methods.neural`'s ``"sum"`` route; estimator as ``nle``'s ``"auto"``:
-  MAF, or the categorical net for counts below 256, whose values then run to twice the first
-  round's largest, as later rounds can simulate larger counts; a round beyond them fails with
-  that reason). Until 2026-12-02 ``"auto"`` chose an NSF: on ``gaussian_linear`` at 10^3
+  MAF, NSF on 1-D data, or the categorical net for counts below 256, whose values then run to
+  twice the first round's largest, as later rounds can simulate larger counts; a round beyond
+  them fails with that reason). Until 2026-12-02 ``"auto"`` chose an NSF: on ``gaussian_linear`` at 10^3
   (observations 1-3) SNLE then read C2ST 0.809, 0.736, 0.831 in 750-1,240 s a cell, worse
   than NLE; with MAF (``sbi``'s default, sbibm's) 0.581, 0.573, 0.559 in 220-380 s (sbibm:
   0.628 over its ten observations). On ``sir`` the categorical net (counts up to 1,000)
@@ -165,8 +165,8 @@ class SNLEConfig(MCMCConfig):
     Attributes:
         num_rounds: Rounds (an integer >= 1; 1 is NLE), the budget split evenly; fewer run
             when the budget is below 20 training sets per round.
-        estimator: ``"auto"`` (categorical for counts below 256, else MAF; module docstring),
-            ``"categorical"`` or a flow.
+        estimator: ``"auto"`` (categorical for counts below 256, else MAF, NSF on 1-D data;
+            module docstring), ``"categorical"`` or a flow.
         slice_width: The slice sampler's initial bracket width (``sbi``: 0.01; module
             docstring).
         warm_start: From the third round's proposal on (and for the final draws), start the
