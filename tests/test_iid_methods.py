@@ -171,12 +171,56 @@ def test_auto_estimator_is_categorical_only_for_few_values():
     assert likelihood_estimator("auto", counts, counts[:1], headroom=2)[1].num_categories == 10
     large = counts.clone()
     large[0, 0] = AUTO_CATEGORIES  # sir-like counts: a flow, unless asked for
-    assert likelihood_estimator("auto", large, counts[:1]) == ("maf", "maf")
+    label, built = likelihood_estimator("auto", large, counts[:1])
+    assert (label, built.model) == ("maf", "maf")
     label, built = likelihood_estimator("categorical", large, counts[:1], headroom=8)
     assert label == "categorical" and built.num_categories == MAX_CATEGORIES
-    assert likelihood_estimator("auto", counts + 0.5, counts[:1]) == ("maf", "maf")
+    label, built = likelihood_estimator("auto", counts + 0.5, counts[:1])
+    assert (label, built.model) == ("maf", "maf")
     angles = counts[:, :1] + 0.5  # one-dimensional: sbi's MAF would be a Gaussian
-    assert likelihood_estimator("auto", angles, angles[:1]) == ("nsf", "nsf")
+    label, built = likelihood_estimator("auto", angles, angles[:1])
+    assert (label, built.model) == ("nsf", "nsf")
+
+
+def test_unit_scale_constants_spreads_only_constant_columns():
+    from avo_bench.methods._sbi import unit_scale_constants
+
+    x = torch.tensor([[0.0, 1.0, 7.0], [0.0, 2.0, 7.0], [0.0, 4.0, 7.0]])
+    spread = unit_scale_constants(x)
+    assert torch.equal(spread[:, 1], x[:, 1])
+    assert torch.equal(spread[:, [0, 2]], torch.tensor([[1.0, 8.0], [-1.0, 6.0], [0.0, 7.0]]))
+    assert torch.allclose(spread.mean(0), x.mean(0)) and torch.allclose(spread.std(0)[[0, 2]],
+                                                                        torch.ones(2))  # fmt: skip
+    assert torch.equal(unit_scale_constants(x[:, 1:2]), x[:, 1:2])
+    assert torch.equal(unit_scale_constants(x[:1]), x[:1])  # one row: nothing to z-score
+
+
+@needs_sbi
+def test_nle_flow_scores_a_value_off_a_column_constant_in_training():
+    """sbi floors a constant column's scale at 1e-14, so a later value 1 away from the
+    constant lands at 1e14 (SNLE on sir: a NaN loss); the flow here z-scores it by unit
+    scale."""
+    from sbi.inference import NLE
+    from sbi.utils import BoxUniform
+
+    from avo_bench.methods._sbi import likelihood_estimator, seeded_global_rngs
+
+    generator = torch.Generator().manual_seed(0)
+    theta = torch.rand(200, 1, generator=generator)
+    x = torch.cat([torch.zeros(200, 1), theta + 0.1 * torch.randn(200, 1, generator=generator)],
+                  dim=1)  # fmt: skip
+    label, built = likelihood_estimator("auto", x, x[:1])
+    with seeded_global_rngs(0, torch.device("cpu")):
+        inference = NLE(prior=BoxUniform(torch.zeros(1), torch.ones(1)),
+                        density_estimator=built, show_progress_bars=False)  # fmt: skip
+        inference.append_simulations(theta, x).train(max_num_epochs=5)
+        later = x.clone()
+        later[:50, 0] = 1.0  # a later round's values
+        inference.append_simulations(theta, later).train(max_num_epochs=5)
+        log_prob = inference._neural_net.log_prob(later[None, :50], theta[:50])
+    # sbi's own builder: about -2e26 at these points, and a training loss of 3e25 (measured)
+    assert label == "maf" and bool((log_prob > -100).all())
+    assert max(inference._summary["training_loss"]) < 100
 
 
 @needs_sbi

@@ -59,6 +59,7 @@ __all__ = [
     "seeded_global_rngs",
     "single_simulations",
     "train",
+    "unit_scale_constants",
 ]
 
 INSTALL_HINT = "pip install 'avo-bench[sbi]'"
@@ -69,6 +70,7 @@ AUTO_CATEGORIES = 256  # "auto": count data below it get the categorical estimat
 AUTO_FLOW = "maf"  # "auto" on other data: sbi's default (and sbibm's) for NLE
 INIT_STRATEGIES = ("resample", "sir", "proposal")
 MAX_ROWS = 2**16  # rows per simulator call or network evaluation: bounds memory
+MIN_STD = 1e-14  # sbi's floor on the standard deviation of a z-scored column
 
 
 @contextlib.contextmanager
@@ -116,6 +118,9 @@ def quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="In one-dimensional output space")
         warnings.filterwarnings("ignore", message="The mixed neural density estimator assumes")
         warnings.filterwarnings("ignore", message="Inferring num_categories from batch_x")
+        # NLE's flows z-score a column constant in the first training set by unit scale
+        # (:func:`likelihood_estimator`), which is what this warning asks for
+        warnings.filterwarnings("ignore", message="Data has constant values in dimension")
         yield
 
 
@@ -172,6 +177,45 @@ def _categorical(num_categories: int, num_columns: int):
     return build
 
 
+def unit_scale_constants(x: Tensor) -> Tensor:
+    """``x`` with every column that is constant (standard deviation below :data:`MIN_STD`)
+    spread by alternating ``+1, -1`` about its value (``0`` on an odd last row): the column's
+    mean is unchanged and its standard deviation about 1 (``x`` itself if none is)."""
+    constant = x.std(0) < MIN_STD if len(x) > 1 else torch.zeros(x.shape[1:], dtype=torch.bool)
+    if not bool(constant.any()):
+        return x
+    signs = torch.ones(len(x), dtype=x.dtype, device=x.device)
+    signs[1::2] = -1
+    if len(x) % 2:
+        signs[-1] = 0
+    return torch.where(constant, x + signs.reshape(-1, *[1] * (x.dim() - 1)), x)
+
+
+def _flow(model: str):
+    """``sbi``'s NLE builder for ``model`` with its defaults (what ``NLE(density_estimator=
+    model)`` builds), z-scoring a column that is constant in the training data by unit scale.
+
+    ``sbi`` floors a z-scored column's standard deviation at :data:`MIN_STD`, so a column
+    constant in the first training set is scaled by ``1e14``: harmless while every value is
+    that constant (it maps to 0), but a later value one unit away lands at ``1e14`` and the
+    loss is NaN. That happens to SNLE on ``sir``, whose first count (day 0, ``Binomial(1000,
+    1e-6)``) is 0 in every simulation of the first round of 100 and 1 in some later round
+    (every reference cell stopped with "NaN/Inf present in NLE loss"); likewise an observed
+    value off the constant. The builder sees the constant columns spread to unit scale
+    (:func:`unit_scale_constants`): the standardization centres them and leaves their scale.
+    Columns that vary are z-scored exactly as ``sbi`` does; on data where every column varies
+    the estimator is ``sbi``'s."""
+    from sbi.neural_nets import likelihood_nn
+
+    build = likelihood_nn(model=model)
+
+    def flow(batch_theta: Tensor, batch_x: Tensor):  # sbi's NLE builder signature
+        return build(batch_theta, unit_scale_constants(batch_x))
+
+    flow.model = model
+    return flow
+
+
 def likelihood_estimator(choice: str, x: Tensor, points: Tensor, *, headroom: int = 1):
     """NLE's density estimator for ``choice`` (``"auto"``, ``"categorical"`` or a flow name).
 
@@ -192,7 +236,9 @@ def likelihood_estimator(choice: str, x: Tensor, points: Tensor, *, headroom: in
             which can exceed the first round's largest count (``sir``: 684 after 627).
 
     Returns:
-        The resolved name and what ``sbi.inference.NLE(density_estimator=...)`` takes.
+        The resolved name and what ``sbi.inference.NLE(density_estimator=...)`` takes: the
+        categorical builder, or ``sbi``'s builder of the flow with its defaults, z-scoring a
+        column that is constant in the training data by unit scale (:func:`_flow`).
 
     Raises:
         ValueError: For ``"categorical"`` on data that are not counts below
@@ -204,7 +250,7 @@ def likelihood_estimator(choice: str, x: Tensor, points: Tensor, *, headroom: in
         else:  # sbi warns that a MAF on one-dimensional data is "limited to Gaussians"
             choice = AUTO_FLOW if x.shape[1] > 1 else "nsf"
     if choice != "categorical":
-        return choice, choice
+        return choice, _flow(choice)
     if not _is_counts(x, points):
         raise ValueError(
             f"nle: estimator 'categorical' needs count data (integers in 0..{MAX_CATEGORIES - 1}); "
