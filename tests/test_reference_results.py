@@ -98,6 +98,13 @@ def test_readme_headline_is_the_committed_table(rows):
         assert (ROOT / link).exists(), link
 
 
+def test_readme_rank_table_is_regenerated(rows):
+    from scripts.readme_results import pending_methods, rank_table
+
+    table = rank_table(rows, pending_methods(REFERENCE))
+    assert table in README.read_text(), "run python scripts/readme_results.py"
+
+
 IID = ROOT / "results" / "reference-iid"
 
 
