@@ -28,15 +28,21 @@ simulator:
   (:mod:`avo_bench.methods.neural`'s ``"sum"`` route; estimator as ``nle``'s ``"auto"``:
   MAF, NSF on 1-D data, or the categorical net for counts below 256, whose values then run to
   twice the first round's largest, as later rounds can simulate larger counts; a round beyond
-  them fails with that reason). Until 2026-12-02 ``"auto"`` chose an NSF: on ``gaussian_linear`` at 10^3
-  (observations 1-3) SNLE then read C2ST 0.809, 0.736, 0.831 in 750-1,240 s a cell, worse
+  them fails with that reason). Until 2026-12-02 ``"auto"`` chose an NSF: on
+  ``gaussian_linear`` at 10^3 (observations 1-3) SNLE then read C2ST 0.809, 0.736, 0.831 in 750-1,240 s a cell, worse
   than NLE; with MAF (``sbi``'s default, sbibm's) 0.581, 0.573, 0.559 in 220-380 s (sbibm:
   0.628 over its ten observations). On ``sir`` the categorical net (counts up to 1,000)
   failed on 2 of 3 seeds when a later round exceeded the first's largest count; with MAF the
-  three reference cells (observations 1-3) stop with ``sbi``'s "NaN/Inf present in NLE loss"
-  in a later round, while fits of observations 1 and 2 under other fit seeds finished (C2ST
-  0.762 on observation 2; sbibm: 0.745). Not yet explained; sbibm trained SNLE on
-  log-transformed parameters (its automatic transforms), which this module does not.
+  three reference cells (observations 1-3) stopped with ``sbi``'s "NaN/Inf present in NLE
+  loss": the day-0 count is 0 in every simulation of the first round, ``sbi`` z-scores that
+  column with its standard deviation floored at 1e-14, and a later round's count of 1 lands
+  at 1e14. The flows now z-score such a column by unit scale (``_sbi._flow``); the three
+  cells read C2ST 0.586, 0.998 and 0.594 (sbibm: 0.745 at 10^3). On observation 2 NLE reads
+  1.000 too: both put γ too low (means 0.053 and 0.079 against the exact 0.091); a likely
+  cause, not checked: a continuous flow learns the zero counts of the late days as near point
+  masses (``sbi`` does not dequantize; nor did sbibm). NLE's ``sir`` cells are bitwise unchanged by the fix
+  (observed day-0 count 0, the constant). SNPE and SNRE condition on the same column and
+  keep ``sbi``'s z-scoring (they finished; not measured whether it costs them accuracy).
 - **snre**: SNRE-B (``sbi.inference.NRE``, ``num_atoms`` contrasting parameters); draws by slice
   sampling as ``snle``.
 
