@@ -116,6 +116,41 @@ def test_reproducible_and_leaves_global_rng_alone(name):
     assert {"training_loss", "validation_loss"} <= set(a.history.columns)
 
 
+@needs_sbi
+def test_npe_pilot_does_not_change_the_draws(monkeypatch):
+    # the pilot that guards sbi's unbounded rejection runs in a forked RNG: the draws equal
+    # those of sbi's rejection sampler alone
+    from avo_bench.methods import neural
+
+    sim = get_simulator("two_moons")
+    x_obs = observe(sim)
+    a = run("npe", sim, x_obs, 300, seed=3, num_samples=50, **FAST)
+    assert a.extras["sampler"] == "rejection" and 0.0 < a.extras["acceptance"] <= 1.0
+    monkeypatch.setattr(neural, "fraction_inside", lambda *args: 1.0)
+    assert torch.equal(a.theta, run("npe", sim, x_obs, 300, seed=3, num_samples=50, **FAST).theta)
+
+
+@needs_sbi
+def test_npe_samples_a_leaky_flow_by_mcmc(monkeypatch):
+    # under MIN_ACCEPTANCE of the pilot inside the prior's support, NPE's draws come from sbi's
+    # slice sampler on the flow restricted to the support, not from an unbounded rejection
+    from avo_bench.methods import neural
+
+    sim = get_simulator("two_moons")
+    x_obs = observe(sim)
+    plain = run("npe", sim, x_obs, 300, seed=3, num_samples=200, **FAST)
+    monkeypatch.setattr(neural, "MIN_ACCEPTANCE", 1.01)  # every flow counts as leaky
+    leaky = run("npe", sim, x_obs, 300, seed=3, num_samples=200, **FAST)
+    assert leaky.extras["sampler"] == "mcmc"
+    assert leaky.extras["acceptance"] == plain.extras["acceptance"]  # the same flow
+    assert leaky.theta.shape == (200, 2) and leaky.num_simulations == 300
+    box = sim.prior.to_torch("cpu").support
+    assert bool(box.check(leaky.theta).all())
+    # the same density sampled two ways: means agree within a few Monte Carlo errors
+    spread = plain.theta.std(0) / 200**0.5 + leaky.theta.std(0) / 50**0.5
+    assert ((plain.theta.mean(0) - leaky.theta.mean(0)).abs() < 4 * spread).all()
+
+
 def test_ratio_batch_is_sbi_0_14s_validation_sized_clip():
     from avo_bench.methods._sbi_more import ratio_batch
 

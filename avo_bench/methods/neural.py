@@ -22,7 +22,13 @@ handed to ``append_simulations`` (``sbi`` never simulates by itself). An iid obs
 With one observation both routes are the standard algorithm. Methods:
 
 - **npe**: ``sbi.inference.NPE`` (NPE-C/APT: a conditional flow :math:`q(\theta \mid s)`,
-  sampled directly; samples outside the prior support are rejected by ``sbi``).
+  sampled directly; samples outside the prior support are rejected by ``sbi``). That rejection
+  has no bound, so a pilot of :data:`~avo_bench.methods._sbi.PILOT` flow draws (in a forked
+  RNG: the draws that follow are unchanged) first estimates the fraction inside; under
+  :data:`~avo_bench.methods._sbi.MIN_ACCEPTANCE` the draws come from ``sbi``'s slice sampler
+  on the flow restricted to the support instead, as ``sbi``'s warning advises and as SNPE
+  does (:mod:`~avo_bench.methods.sequential`). ``extras["acceptance"]`` is the pilot's
+  fraction, ``extras["sampler"]`` ``"rejection"`` or ``"mcmc"``.
 - **nle**: ``sbi.inference.NLE`` (NLE-A). ``estimator="auto"``: for count data with few values
   (every value an integer in ``0..255``: binary data, small Poisson counts) ``sbi``'s
   categorical mass estimator, the discrete net of MNLE (Boelts et al. 2022;
@@ -104,7 +110,10 @@ from ._sbi import (
     INIT_STRATEGIES,
     INSTALL_HINT,
     LIKELIHOODS,
+    MIN_ACCEPTANCE,
     MCMCSettings,
+    flow_mcmc_sample,
+    fraction_inside,
     history,
     likelihood_estimator,
     mcmc_sample,
@@ -279,22 +288,26 @@ def _trainer(name, config, prior, device, x, observed):
 
 
 def _sample(name, route, config, inference, estimator, prior, observed, device):
-    """Posterior samples ``(num_samples, d)`` and the direct posterior (NPE) or ``None``."""
+    """Posterior samples ``(num_samples, d)``, the direct posterior (NPE) or ``None``, and
+    extras (NPE's direct route: the pilot's fraction inside the support and the sampler)."""
     from ._sbi_iid import IIDPotential, terms
 
     if name == "npe" and (route == "summary" or observed.count == 1):
         posterior = inference.build_posterior(estimator)
-        samples = posterior.sample(
-            (config.num_samples,), x=observed.points[:1], show_progress_bars=False
-        )
-        return samples.reshape(config.num_samples, -1), posterior
+        x_o, n = observed.points[:1], config.num_samples
+        acceptance = fraction_inside(estimator, prior, x_o, device)
+        if acceptance >= MIN_ACCEPTANCE:
+            samples = posterior.sample((n,), x=x_o, show_progress_bars=False).reshape(n, -1)
+            return samples, posterior, {"acceptance": acceptance, "sampler": "rejection"}
+        samples = flow_mcmc_sample(estimator, prior, x_o, n, device)
+        return samples, posterior, {"acceptance": acceptance, "sampler": "mcmc"}
     kind = {"nle": "likelihood", "nre": "ratio", "npe": "posterior"}[name]
     prior_weight = 1 - observed.count if kind == "posterior" else 1
     potential = IIDPotential(terms(kind, estimator.eval()), observed, prior, prior_weight, device)
     settings = MCMCSettings(config.num_chains, config.warmup_steps, config.thin,
                             config.init_strategy, config.init_candidates,
                             getattr(config, "slice_width", MCMCSettings.slice_width))  # fmt: skip
-    return mcmc_sample(potential, prior, settings, config.num_samples), None
+    return mcmc_sample(potential, prior, settings, config.num_samples), None, {}
 
 
 def _fit(name, simulator, x_obs, budget, config, generator, device) -> Result:
@@ -314,7 +327,7 @@ def _fit(name, simulator, x_obs, budget, config, generator, device) -> Result:
         losses = history(inference)
         report_progress(1, 2, validation_loss=float(losses["validation_loss"].iloc[-1]))
         trained = time.process_time()
-        samples, posterior = _sample(
+        samples, posterior, sampling = _sample(
             name, route, config, inference, estimator, prior, observed, device
         )
         sampled = time.process_time()
@@ -326,7 +339,7 @@ def _fit(name, simulator, x_obs, budget, config, generator, device) -> Result:
         "best_validation_loss": float(losses["validation_loss"].min()),
         "num_training_sets": len(theta), "set_size": m,
         "observed_points": len(observed.points), "binned": observed.binned,
-        "training_cpu_s": trained - start, "sampling_cpu_s": sampled - trained,
+        "training_cpu_s": trained - start, "sampling_cpu_s": sampled - trained, **sampling,
     }  # fmt: skip
     fields = {}
     if posterior is not None:  # amortized, with a normalized density (MCMC: neither)

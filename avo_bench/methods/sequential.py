@@ -95,13 +95,16 @@ from ._sbi import (
     FLOWS,
     INSTALL_HINT,
     LIKELIHOODS,
-    MCMCSettings,
+    MIN_ACCEPTANCE,
+    PILOT,
+    flow_mcmc_sample,
+    fraction_inside,
     likelihood_estimator,
     mcmc_sample,
     sbi_seed,
     seeded_global_rngs,
 )
-from ._sbi_iid import Observed, terms
+from ._sbi_iid import terms
 from ._sbi_more import (
     MCMCConfig,
     TrainingConfig,
@@ -119,8 +122,6 @@ from ._summaries import check_budget, point_task_only
 __all__ = ["MIN_ACCEPTANCE", "PILOT", "ROUND_MINIMUM", "SNLEConfig", "SNPEConfig", "SNREConfig"]
 
 ROUND_MINIMUM = 20  # training sets per round (with 10 sets SNRE's 1 validation set gives NaN)
-PILOT = 10_000  # SNPE: flow draws that estimate the fraction inside the prior support
-MIN_ACCEPTANCE = 1e-3  # below it SNPE samples by MCMC (rejection: > 10^7 draws per 10^4)
 _SBIBM_TRAINING = {"training_batch_size": 10_000}
 _SBIBM_MCMC = {"num_chains": 100, "thin": 10, "warmup_steps": 25, "init_candidates": 10_000,
                "warm_start": True}  # fmt: skip
@@ -287,13 +288,7 @@ class _Rounds:
 
     def _inside(self, x_o: Tensor) -> float:
         """Fraction of :data:`PILOT` draws of the flow at ``x_o`` inside the prior support."""
-        from sbi.utils.sbiutils import within_support
-
-        # a forked RNG: the draws that follow are those of a run without the pilot
-        cuda = [self.device] if self.device.type == "cuda" else []
-        with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-            draws = self.estimator.sample((PILOT,), condition=x_o).reshape(PILOT, -1)
-        return float(within_support(self.prior, draws).float().mean())
+        return fraction_inside(self.estimator, self.prior, x_o, self.device)
 
     def propose(self, n: int) -> Tensor:
         """``n`` draws ``(n, d)`` of the current posterior estimate at the observed data."""
@@ -305,10 +300,7 @@ class _Rounds:
             if self.acceptances[-1] >= MIN_ACCEPTANCE:
                 draws = self.posterior.sample((n,), x=x_o, show_progress_bars=False)
                 return draws.reshape(n, -1)
-            one = Observed(x_o, torch.ones(1, device=x_o.device), 1, False)
-            potential = IIDPotential(terms("posterior", self.estimator.eval()), one, self.prior,
-                                     0.0, self.device)  # fmt: skip
-            return mcmc_sample(potential, self.prior, MCMCSettings(), n)
+            return flow_mcmc_sample(self.estimator, self.prior, x_o, n, self.device)
         kind = "likelihood" if self.config.method == "snle" else "ratio"
         potential = IIDPotential(terms(kind, self.estimator.eval()), self.observed, self.prior,
                                  1.0, self.device)  # fmt: skip
