@@ -126,7 +126,7 @@ def test_npe_pilot_does_not_change_the_draws(monkeypatch):
     x_obs = observe(sim)
     a = run("npe", sim, x_obs, 300, seed=3, num_samples=50, **FAST)
     assert a.extras["sampler"] == "rejection" and 0.0 < a.extras["acceptance"] <= 1.0
-    monkeypatch.setattr(neural, "fraction_inside", lambda *args: 1.0)
+    monkeypatch.setattr(neural, "fraction_inside", lambda *args, **kwargs: 1.0)
     assert torch.equal(a.theta, run("npe", sim, x_obs, 300, seed=3, num_samples=50, **FAST).theta)
 
 

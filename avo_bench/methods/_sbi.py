@@ -355,16 +355,20 @@ PILOT = 10_000
 MIN_ACCEPTANCE = 1e-3
 
 
-def fraction_inside(estimator, prior, x_o: Tensor, device: torch.device) -> float:
-    """Fraction of :data:`PILOT` draws of the flow ``estimator`` at ``x_o`` ``(1, k)`` inside
-    the prior's support. The draws come from a forked torch RNG, so the draws that follow are
-    those of a run without this pilot."""
+def fraction_inside(
+    posterior, prior, x_o: Tensor, device: torch.device, num_draws: int = PILOT, **sample_kwargs
+) -> float:
+    """Fraction of ``num_draws`` draws of the ``sbi`` posterior at ``x_o``, drawn without
+    ``sbi``'s rejection at the prior's bounds, inside the prior's support. The draws come from a
+    forked torch RNG, so the draws that follow are those of a run without this pilot.
+    ``sample_kwargs`` go to the posterior's ``sample``."""
     from sbi.utils.sbiutils import within_support
 
     cuda = [device] if device.type == "cuda" else []
     with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-        draws = estimator.sample((PILOT,), condition=x_o).reshape(PILOT, -1)
-    return float(within_support(prior, draws).float().mean())
+        draws = posterior.sample((num_draws,), x=x_o, show_progress_bars=False,
+                                 reject_outside_prior=False, **sample_kwargs)  # fmt: skip
+    return float(within_support(prior, draws.reshape(num_draws, -1)).float().mean())
 
 
 def flow_mcmc_sample(estimator, prior, x_o: Tensor, num_samples: int, device) -> Tensor:

@@ -34,7 +34,7 @@ from torch import Tensor
 from ..progress import report_progress
 from ._amortized import direct_posterior_fields, set_summaries
 from ._base import CountingSimulator, Result
-from ._sbi import sbi_seed, seeded_global_rngs
+from ._sbi import fraction_inside, sbi_seed, seeded_global_rngs
 from ._sbi_more import (
     TrainingConfig,
     fit_estimator,
@@ -114,7 +114,8 @@ def direct_fit(
         posterior, losses = train(prior)
         report_progress(1, 2, validation_loss=float(losses["validation_loss"].iloc[-1]))
         trained = time.process_time()
-        inside = _fraction_inside(posterior, data.condition, prior, device, sample_kwargs)
+        inside = fraction_inside(posterior, prior, data.condition, device, PILOT,
+                                 **(sample_kwargs or {}))  # fmt: skip
         if inside == 0.0:
             raise ValueError(
                 f"{name}: none of {PILOT:,} draws of the posterior estimate at the observed data "
@@ -143,20 +144,6 @@ def direct_fit(
         fields = direct_posterior_fields(posterior, data.condition[0], condition, device)
     theta = samples[order.to(samples.device)].detach().float()
     return Result(theta, simulator.num_simulations, losses, extras, **fields)
-
-
-def _fraction_inside(posterior, condition, prior, device, sample_kwargs) -> float:
-    """Fraction of :data:`PILOT` draws of ``posterior`` at ``condition``, drawn without
-    rejection in a forked torch RNG, inside the prior's support."""
-    from sbi.utils.sbiutils import within_support
-
-    cuda = [device] if device.type == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-        draws = posterior.sample(
-            (PILOT,), x=condition, show_progress_bars=False, reject_outside_prior=False,
-            **(sample_kwargs or {}),
-        )  # fmt: skip
-    return float(within_support(prior, draws.reshape(PILOT, -1)).float().mean())
 
 
 def train_one(

@@ -295,7 +295,7 @@ def _sample(name, route, config, inference, estimator, prior, observed, device):
     if name == "npe" and (route == "summary" or observed.count == 1):
         posterior = inference.build_posterior(estimator)
         x_o, n = observed.points[:1], config.num_samples
-        acceptance = fraction_inside(estimator, prior, x_o, device)
+        acceptance = fraction_inside(posterior, prior, x_o, device)
         if acceptance >= MIN_ACCEPTANCE:
             samples = posterior.sample((n,), x=x_o, show_progress_bars=False).reshape(n, -1)
             return samples, posterior, {"acceptance": acceptance, "sampler": "rejection"}

@@ -288,7 +288,7 @@ class _Rounds:
 
     def _inside(self, x_o: Tensor) -> float:
         """Fraction of :data:`PILOT` draws of the flow at ``x_o`` inside the prior support."""
-        return fraction_inside(self.estimator, self.prior, x_o, self.device)
+        return fraction_inside(self.posterior, self.prior, x_o, self.device)
 
     def propose(self, n: int) -> Tensor:
         """``n`` draws ``(n, d)`` of the current posterior estimate at the observed data."""
